@@ -7,7 +7,17 @@ use crate::DomainError;
 
 /// A way of reaching a person. Each has its own queue, worker and providers.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
 )]
 #[serde(rename_all = "snake_case")]
 pub enum Channel {
@@ -43,7 +53,9 @@ impl FromStr for Channel {
         Channel::ALL
             .into_iter()
             .find(|c| c.as_str() == s)
-            .ok_or_else(|| DomainError::invalid("channel", s, "expected one of email, push, sms, in_app"))
+            .ok_or_else(|| {
+                DomainError::invalid("channel", s, "expected one of email, push, sms, in_app")
+            })
     }
 }
 
@@ -63,7 +75,10 @@ mod tests {
     #[test]
     fn unknown_channel_names_are_refused_with_the_valid_list() {
         let err = "fax".parse::<Channel>().unwrap_err();
-        assert!(err.to_string().contains("email, push, sms, in_app"), "{err}");
+        assert!(
+            err.to_string().contains("email, push, sms, in_app"),
+            "{err}"
+        );
         assert!("Email".parse::<Channel>().is_err());
         assert!("inapp".parse::<Channel>().is_err());
     }

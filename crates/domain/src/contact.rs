@@ -111,7 +111,13 @@ impl TimeZoneName {
     pub fn parse(value: &str) -> Result<Self, DomainError> {
         chrono_tz::Tz::from_str(value)
             .map(|tz| TimeZoneName(tz.name().to_owned()))
-            .map_err(|_| DomainError::invalid("time zone", value, "must be an IANA name such as Europe/Paris"))
+            .map_err(|_| {
+                DomainError::invalid(
+                    "time zone",
+                    value,
+                    "must be an IANA name such as Europe/Paris",
+                )
+            })
     }
 
     pub fn tz(&self) -> chrono_tz::Tz {
@@ -130,12 +136,17 @@ pub struct Locale(String);
 impl Locale {
     pub fn parse(value: &str) -> Result<Self, DomainError> {
         let mut parts = value.split('-');
-        let language_ok = parts
-            .next()
-            .is_some_and(|l| (2..=3).contains(&l.len()) && l.chars().all(|c| c.is_ascii_alphabetic()));
-        let rest_ok = parts.all(|p| (1..=8).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphanumeric()));
+        let language_ok = parts.next().is_some_and(|l| {
+            (2..=3).contains(&l.len()) && l.chars().all(|c| c.is_ascii_alphabetic())
+        });
+        let rest_ok = parts
+            .all(|p| (1..=8).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphanumeric()));
         if !language_ok || !rest_ok {
-            return Err(DomainError::invalid("locale", value, "must be a language tag such as en or fr-CA"));
+            return Err(DomainError::invalid(
+                "locale",
+                value,
+                "must be a language tag such as en or fr-CA",
+            ));
         }
         Ok(Locale(value.to_owned()))
     }
@@ -159,12 +170,26 @@ mod tests {
 
     #[test]
     fn email_addresses() {
-        for ok in ["a@example.com", "first.last+tag@sub.example.co.uk", "x_y@a-b.io"] {
+        for ok in [
+            "a@example.com",
+            "first.last+tag@sub.example.co.uk",
+            "x_y@a-b.io",
+        ] {
             assert!(EmailAddress::parse(ok).is_ok(), "{ok}");
         }
         for bad in [
-            "", "plain", "@example.com", "a@", "a@localhost", "a b@example.com", "a@exa mple.com",
-            ".a@example.com", "a..b@example.com", "a@-example.com", "a@example..com", "<a@example.com>",
+            "",
+            "plain",
+            "@example.com",
+            "a@",
+            "a@localhost",
+            "a b@example.com",
+            "a@exa mple.com",
+            ".a@example.com",
+            "a..b@example.com",
+            "a@-example.com",
+            "a@example..com",
+            "<a@example.com>",
         ] {
             assert!(EmailAddress::parse(bad).is_err(), "{bad:?}");
         }
@@ -174,14 +199,24 @@ mod tests {
     fn phone_numbers_must_be_e164() {
         assert!(PhoneNumber::parse("+14155550100").is_ok());
         assert!(PhoneNumber::parse("+33612345678").is_ok());
-        for bad in ["14155550100", "+1 415 555", "+0123456789", "+12", "+1234567890123456", "+1415abc0100"] {
+        for bad in [
+            "14155550100",
+            "+1 415 555",
+            "+0123456789",
+            "+12",
+            "+1234567890123456",
+            "+1415abc0100",
+        ] {
             assert!(PhoneNumber::parse(bad).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn time_zones_must_be_iana_names() {
-        assert_eq!(TimeZoneName::parse("Europe/Paris").unwrap().tz(), chrono_tz::Europe::Paris);
+        assert_eq!(
+            TimeZoneName::parse("Europe/Paris").unwrap().tz(),
+            chrono_tz::Europe::Paris
+        );
         assert!(TimeZoneName::parse("Mars/Olympus").is_err());
         assert!(TimeZoneName::parse("").is_err());
     }

@@ -91,7 +91,19 @@ const EVENT_NAMESPACE: Uuid = Uuid::from_u128(0x6b1f_0d5e_3a2c_4e7b_9f10_2c4d_8e
 const DELIVERY_NAMESPACE: Uuid = Uuid::from_u128(0x9d3a_51c2_7e84_4f06_b1a9_5e0c_2d7f_4c02);
 
 /// One notification: one request or event, possibly for many users.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(transparent)]
 #[schema(value_type = String, example = "0190b7a2-6c3e-7d7a-8f00-000000000001")]
 pub struct NotificationId(Uuid);
@@ -139,7 +151,19 @@ impl fmt::Display for NotificationId {
 ///
 /// Deterministic, so every stage that sees the same (notification, user,
 /// channel) agrees on the id, and a redelivered job can be recognised.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(transparent)]
 #[schema(value_type = String, example = "0190b7a2-6c3e-7d7a-8f00-000000000001")]
 pub struct DeliveryId(Uuid);
@@ -172,7 +196,14 @@ mod tests {
         for ok in ["42", "user_42", "a.b-c:d@e+f", &"x".repeat(128)] {
             assert!(UserId::parse(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "has space", "slash/y", "ünï", &"x".repeat(129), "new\nline"] {
+        for bad in [
+            "",
+            "has space",
+            "slash/y",
+            "ünï",
+            &"x".repeat(129),
+            "new\nline",
+        ] {
             assert!(UserId::parse(bad).is_err(), "{bad:?}");
         }
     }
@@ -199,8 +230,14 @@ mod tests {
         let a = DeliveryId::derive(n, &u, Channel::Email);
         assert_eq!(a, DeliveryId::derive(n, &u, Channel::Email));
         assert_ne!(a, DeliveryId::derive(n, &u, Channel::Sms));
-        assert_ne!(a, DeliveryId::derive(n, &UserId::parse("43").unwrap(), Channel::Email));
-        assert_ne!(a, DeliveryId::derive(NotificationId::new(), &u, Channel::Email));
+        assert_ne!(
+            a,
+            DeliveryId::derive(n, &UserId::parse("43").unwrap(), Channel::Email)
+        );
+        assert_ne!(
+            a,
+            DeliveryId::derive(NotificationId::new(), &u, Channel::Email)
+        );
     }
 
     #[test]

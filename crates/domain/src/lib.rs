@@ -10,6 +10,7 @@
 mod channel;
 mod clock;
 mod contact;
+mod device;
 mod error;
 mod ids;
 mod notification;
@@ -21,6 +22,7 @@ mod routing;
 pub use channel::Channel;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use contact::{EmailAddress, Locale, PhoneNumber, TimeZoneName};
+pub use device::{Device, PushPlatform};
 pub use error::DomainError;
 pub use ids::{Category, DeliveryId, NotificationId, TemplateName, UserId};
 pub use notification::{DeliveryJob, NotificationEvent, Priority, SCHEMA_VERSION};

@@ -3,7 +3,9 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::{Category, Channel, DeliveryId, DomainError, Locale, NotificationId, TemplateName, UserId};
+use crate::{
+    Category, Channel, DeliveryId, DomainError, Locale, NotificationId, TemplateName, UserId,
+};
 
 /// Version of the JSON documents Herald writes to its topics.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -11,7 +13,9 @@ pub const SCHEMA_VERSION: u32 = 1;
 /// The most recipients one event may name; larger audiences use topics.
 pub const MAX_RECIPIENTS: usize = 1000;
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Priority {
     Low,
@@ -38,7 +42,11 @@ impl Priority {
             "normal" => Ok(Priority::Normal),
             "high" => Ok(Priority::High),
             "critical" => Ok(Priority::Critical),
-            other => Err(DomainError::invalid("priority", other, "expected low, normal, high or critical")),
+            other => Err(DomainError::invalid(
+                "priority",
+                other,
+                "expected low, normal, high or critical",
+            )),
         }
     }
 }
@@ -77,19 +85,35 @@ impl NotificationEvent {
     /// Duplicate recipients are dropped, keeping the first occurrence.
     pub fn validate(mut self) -> Result<Self, DomainError> {
         if self.event_id.is_empty() || self.event_id.len() > 200 {
-            return Err(DomainError::invalid("event_id", &self.event_id, "must be 1 to 200 characters"));
+            return Err(DomainError::invalid(
+                "event_id",
+                &self.event_id,
+                "must be 1 to 200 characters",
+            ));
         }
         if self.recipients.is_empty() {
-            return Err(DomainError::invalid("recipients", "[]", "must name at least one user"));
+            return Err(DomainError::invalid(
+                "recipients",
+                "[]",
+                "must name at least one user",
+            ));
         }
         if self.recipients.len() > MAX_RECIPIENTS {
-            return Err(DomainError::invalid("recipients", "[…]", "may name at most 1000 users"));
+            return Err(DomainError::invalid(
+                "recipients",
+                "[…]",
+                "may name at most 1000 users",
+            ));
         }
         let mut seen = std::collections::HashSet::new();
         self.recipients.retain(|u| seen.insert(u.clone()));
         if let Some(channels) = &mut self.channels {
             if channels.is_empty() {
-                return Err(DomainError::invalid("channels", "[]", "must name at least one channel when given"));
+                return Err(DomainError::invalid(
+                    "channels",
+                    "[]",
+                    "must name at least one channel when given",
+                ));
             }
             let mut seen = std::collections::HashSet::new();
             channels.retain(|c| seen.insert(*c));
@@ -115,7 +139,12 @@ pub struct DeliveryJob {
 }
 
 impl DeliveryJob {
-    pub fn new(event: &NotificationEvent, user: &UserId, channel: Channel, category: Category) -> Self {
+    pub fn new(
+        event: &NotificationEvent,
+        user: &UserId,
+        channel: Channel,
+        category: Category,
+    ) -> Self {
         let notification_id = event.notification_id();
         DeliveryJob {
             schema_version: SCHEMA_VERSION,
@@ -153,15 +182,42 @@ mod tests {
     #[test]
     fn bad_events_are_refused_with_a_reason() {
         let cases = [
-            (r#"{"event_id":"e1","template":"welcome","recipients":[]}"#, "at least one user"),
-            (r#"{"event_id":"","template":"welcome","recipients":["1"]}"#, "event_id"),
-            (r#"{"event_id":"e","template":"Welcome","recipients":["1"]}"#, "template name"),
-            (r#"{"event_id":"e","template":"welcome","recipients":["a b"]}"#, "user id"),
-            (r#"{"event_id":"e","template":"welcome","recipients":["1"],"channels":["fax"]}"#, "unknown variant"),
-            (r#"{"event_id":"e","template":"welcome","recipients":["1"],"channels":[]}"#, "at least one channel"),
-            (r#"{"event_id":"e","template":"welcome","recipients":["1"],"params":[1]}"#, "invalid type"),
-            (r#"{"event_id":"e","template":"welcome","recipients":["1"],"priority":"urgent"}"#, "unknown variant"),
-            (r#"{"event_id":"e","template":"welcome","recipients":["1"],"colour":"red"}"#, "unknown field"),
+            (
+                r#"{"event_id":"e1","template":"welcome","recipients":[]}"#,
+                "at least one user",
+            ),
+            (
+                r#"{"event_id":"","template":"welcome","recipients":["1"]}"#,
+                "event_id",
+            ),
+            (
+                r#"{"event_id":"e","template":"Welcome","recipients":["1"]}"#,
+                "template name",
+            ),
+            (
+                r#"{"event_id":"e","template":"welcome","recipients":["a b"]}"#,
+                "user id",
+            ),
+            (
+                r#"{"event_id":"e","template":"welcome","recipients":["1"],"channels":["fax"]}"#,
+                "unknown variant",
+            ),
+            (
+                r#"{"event_id":"e","template":"welcome","recipients":["1"],"channels":[]}"#,
+                "at least one channel",
+            ),
+            (
+                r#"{"event_id":"e","template":"welcome","recipients":["1"],"params":[1]}"#,
+                "invalid type",
+            ),
+            (
+                r#"{"event_id":"e","template":"welcome","recipients":["1"],"priority":"urgent"}"#,
+                "unknown variant",
+            ),
+            (
+                r#"{"event_id":"e","template":"welcome","recipients":["1"],"colour":"red"}"#,
+                "unknown field",
+            ),
         ];
         for (json, needle) in cases {
             let err = event(json).unwrap_err();
@@ -182,7 +238,10 @@ mod tests {
     #[test]
     fn too_many_recipients_are_refused() {
         let recipients: Vec<String> = (0..=MAX_RECIPIENTS).map(|i| format!("\"u{i}\"")).collect();
-        let json = format!(r#"{{"event_id":"e","template":"t","recipients":[{}]}}"#, recipients.join(","));
+        let json = format!(
+            r#"{{"event_id":"e","template":"t","recipients":[{}]}}"#,
+            recipients.join(",")
+        );
         assert!(event(&json).unwrap_err().contains("at most 1000"));
     }
 
@@ -190,8 +249,16 @@ mod tests {
     fn delivery_jobs_carry_the_deterministic_delivery_id() {
         let e = event(r#"{"event_id":"e1","template":"welcome","recipients":["42"]}"#).unwrap();
         let user = UserId::parse("42").unwrap();
-        let job = DeliveryJob::new(&e, &user, Channel::Email, Category::parse("account").unwrap());
-        assert_eq!(job.delivery_id, DeliveryId::derive(e.notification_id(), &user, Channel::Email));
+        let job = DeliveryJob::new(
+            &e,
+            &user,
+            Channel::Email,
+            Category::parse("account").unwrap(),
+        );
+        assert_eq!(
+            job.delivery_id,
+            DeliveryId::derive(e.notification_id(), &user, Channel::Email)
+        );
         let back: DeliveryJob = serde_json::from_slice(&serde_json::to_vec(&job).unwrap()).unwrap();
         assert_eq!(back, job);
     }

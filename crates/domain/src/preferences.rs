@@ -83,7 +83,11 @@ mod tests {
             (&security, Channel::InApp, None),
         ];
         for (category, channel, expected) in table {
-            assert_eq!(p.opt_out(category, channel), expected, "{category} {channel}");
+            assert_eq!(
+                p.opt_out(category, channel),
+                expected,
+                "{category} {channel}"
+            );
         }
     }
 
@@ -104,7 +108,9 @@ mod tests {
 
     #[test]
     fn only_critical_priority_bypasses_and_only_where_the_policy_allows() {
-        let allows = CategoryPolicy { critical_bypasses_opt_out: true };
+        let allows = CategoryPolicy {
+            critical_bypasses_opt_out: true,
+        };
         let forbids = CategoryPolicy::default();
         assert!(allows.bypasses_opt_out(Priority::Critical));
         assert!(!allows.bypasses_opt_out(Priority::High));

@@ -78,7 +78,10 @@ impl DeliveryState {
 
     /// No worker will act on the delivery again.
     pub fn is_final(self) -> bool {
-        !matches!(self, DeliveryState::Queued | DeliveryState::Deferred | DeliveryState::Sending)
+        !matches!(
+            self,
+            DeliveryState::Queued | DeliveryState::Deferred | DeliveryState::Sending
+        )
     }
 }
 
@@ -139,7 +142,11 @@ mod tests {
             (Sent, Queued, false),
         ];
         for (from, to, allowed) in moves {
-            assert_eq!(to.reachable_from().contains(&from), allowed, "{from} -> {to}");
+            assert_eq!(
+                to.reachable_from().contains(&from),
+                allowed,
+                "{from} -> {to}"
+            );
         }
     }
 

@@ -32,7 +32,12 @@ impl RetryPolicy {
     /// After `attempts_made` attempts failed transiently, what next?
     /// `jitter` is a sample from [0, 1) supplied by the caller, so the
     /// decision stays deterministic under test.
-    pub fn decide(&self, attempts_made: u32, retry_after: Option<Duration>, jitter: f64) -> RetryAction {
+    pub fn decide(
+        &self,
+        attempts_made: u32,
+        retry_after: Option<Duration>,
+        jitter: f64,
+    ) -> RetryAction {
         if attempts_made >= self.max_attempts {
             return RetryAction::GiveUp;
         }
@@ -40,7 +45,10 @@ impl RetryPolicy {
             return RetryAction::RetryAfter(after.min(self.max_delay));
         }
         let exponent = attempts_made.saturating_sub(1).min(31);
-        let ceiling = self.base_delay.saturating_mul(1u32 << exponent).min(self.max_delay);
+        let ceiling = self
+            .base_delay
+            .saturating_mul(1u32 << exponent)
+            .min(self.max_delay);
         // Half fixed, half random: spreads retries out without ever retrying at once.
         let jitter = jitter.clamp(0.0, 1.0);
         RetryAction::RetryAfter(ceiling.mul_f64(0.5 + 0.5 * jitter))
@@ -57,7 +65,11 @@ mod tests {
 
     #[test]
     fn retry_table() {
-        let p = RetryPolicy { max_attempts: 4, base_delay: ms(100), max_delay: ms(1000) };
+        let p = RetryPolicy {
+            max_attempts: 4,
+            base_delay: ms(100),
+            max_delay: ms(1000),
+        };
         let table = [
             (1, None, 0.0, RetryAction::RetryAfter(ms(50))),
             (1, None, 1.0, RetryAction::RetryAfter(ms(100))),
@@ -69,13 +81,21 @@ mod tests {
             (4, Some(ms(1)), 0.0, RetryAction::GiveUp),
         ];
         for (attempts, after, jitter, expected) in table {
-            assert_eq!(p.decide(attempts, after, jitter), expected, "{attempts} {after:?} {jitter}");
+            assert_eq!(
+                p.decide(attempts, after, jitter),
+                expected,
+                "{attempts} {after:?} {jitter}"
+            );
         }
     }
 
     #[test]
     fn backoff_is_capped_even_after_many_attempts() {
-        let p = RetryPolicy { max_attempts: u32::MAX, base_delay: ms(100), max_delay: ms(1000) };
+        let p = RetryPolicy {
+            max_attempts: u32::MAX,
+            base_delay: ms(100),
+            max_delay: ms(1000),
+        };
         assert_eq!(p.decide(200, None, 1.0), RetryAction::RetryAfter(ms(1000)));
     }
 }

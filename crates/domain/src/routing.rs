@@ -79,7 +79,12 @@ pub fn route(
 ) -> Vec<(Channel, RouteDecision)> {
     channels
         .iter()
-        .map(|&channel| (channel, decide(channel, category, priority, policy, recipient)))
+        .map(|&channel| {
+            (
+                channel,
+                decide(channel, category, priority, policy, recipient),
+            )
+        })
         .collect()
 }
 
@@ -129,36 +134,91 @@ mod tests {
         let t = TemplateName::parse("welcome").unwrap();
         let all = [Channel::Email, Channel::InApp];
         assert_eq!(select_channels(&t, &all, None).unwrap(), all.to_vec());
-        assert_eq!(select_channels(&t, &all, Some(&[Channel::InApp])).unwrap(), vec![Channel::InApp]);
+        assert_eq!(
+            select_channels(&t, &all, Some(&[Channel::InApp])).unwrap(),
+            vec![Channel::InApp]
+        );
         let err = select_channels(&t, &all, Some(&[Channel::Sms])).unwrap_err();
-        assert_eq!(err.to_string(), "channel sms is not offered by template welcome");
+        assert_eq!(
+            err.to_string(),
+            "channel sms is not offered by template welcome"
+        );
     }
 
     #[test]
     fn routing_table() {
         let social = Category::parse("social").unwrap();
         let none = CategoryPolicy::default();
-        let bypass = CategoryPolicy { critical_bypasses_opt_out: true };
+        let bypass = CategoryPolicy {
+            critical_bypasses_opt_out: true,
+        };
         let no_contact = RecipientProfile::default();
-        let opted_out = reachable(r#"{"channels":{"email":false},"categories":{"social":{"sms":false}}}"#);
+        let opted_out =
+            reachable(r#"{"channels":{"email":false},"categories":{"social":{"sms":false}}}"#);
         let n = Priority::Normal;
         let c = Priority::Critical;
-        let table: Vec<(&RecipientProfile, Channel, Priority, &CategoryPolicy, RouteDecision)> = vec![
-            (&no_contact, Channel::Email, n, &none, Suppress(NoEmailAddress)),
+        let table: Vec<(
+            &RecipientProfile,
+            Channel,
+            Priority,
+            &CategoryPolicy,
+            RouteDecision,
+        )> = vec![
+            (
+                &no_contact,
+                Channel::Email,
+                n,
+                &none,
+                Suppress(NoEmailAddress),
+            ),
             (&no_contact, Channel::Sms, n, &none, Suppress(NoPhoneNumber)),
             (&no_contact, Channel::Push, n, &none, Suppress(NoPushDevice)),
             (&no_contact, Channel::InApp, n, &none, Deliver),
-            (&no_contact, Channel::Email, c, &bypass, Suppress(NoEmailAddress)),
-            (&opted_out, Channel::Email, n, &none, Suppress(OptedOutOfChannel)),
-            (&opted_out, Channel::Sms, n, &none, Suppress(OptedOutOfCategory)),
+            (
+                &no_contact,
+                Channel::Email,
+                c,
+                &bypass,
+                Suppress(NoEmailAddress),
+            ),
+            (
+                &opted_out,
+                Channel::Email,
+                n,
+                &none,
+                Suppress(OptedOutOfChannel),
+            ),
+            (
+                &opted_out,
+                Channel::Sms,
+                n,
+                &none,
+                Suppress(OptedOutOfCategory),
+            ),
             (&opted_out, Channel::Push, n, &none, Deliver),
-            (&opted_out, Channel::Email, c, &none, Suppress(OptedOutOfChannel)),
+            (
+                &opted_out,
+                Channel::Email,
+                c,
+                &none,
+                Suppress(OptedOutOfChannel),
+            ),
             (&opted_out, Channel::Email, c, &bypass, Deliver),
-            (&opted_out, Channel::Sms, Priority::High, &bypass, Suppress(OptedOutOfCategory)),
+            (
+                &opted_out,
+                Channel::Sms,
+                Priority::High,
+                &bypass,
+                Suppress(OptedOutOfCategory),
+            ),
         ];
         for (who, channel, priority, policy, expected) in table {
             let got = route(&[channel], &social, priority, policy, who);
-            assert_eq!(got, vec![(channel, expected.clone())], "{channel} {priority:?} {policy:?}");
+            assert_eq!(
+                got,
+                vec![(channel, expected.clone())],
+                "{channel} {priority:?} {policy:?}"
+            );
         }
     }
 }

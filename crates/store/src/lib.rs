@@ -1,0 +1,60 @@
+//! Herald's durable state: users, notifications, deliveries, receipts, the
+//! inbox and the outbox.
+//!
+//! One set of queries serves both backends through sqlx's `Any` driver: the
+//! embedded default is a SQLite file, production is PostgreSQL. The SQL is
+//! written in the subset both understand (`$n` parameters, `ON CONFLICT`,
+//! `RETURNING`, times as Unix milliseconds); the few places that differ ask
+//! [`Dialect`]. Every multi-row change commits in one transaction together
+//! with the outbox rows it causes, so nothing is published for a change that
+//! did not happen and no change is left unannounced.
+
+mod db;
+mod deliveries;
+mod error;
+mod inbox;
+mod notifications;
+mod outbox;
+#[cfg(feature = "testing")]
+pub mod testing;
+mod users;
+
+pub use db::{Db, Dialect};
+pub use deliveries::{Claim, DeliveryRecord, NewDelivery};
+pub use error::StoreError;
+pub use inbox::{InboxItem, InboxItemKey, InboxPage, MarkRead, NewInboxItem};
+pub use notifications::{CreateNotification, Created, NotificationRecord, Source};
+pub use outbox::OutboxMessage;
+pub use users::{UserProfile, UserRecord};
+
+use chrono::{DateTime, TimeZone, Utc};
+
+/// The store's handle. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    db: Db,
+}
+
+impl Store {
+    pub fn new(db: Db) -> Self {
+        Store { db }
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// A trivial query, for readiness probes.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(self.db.read()).await?;
+        Ok(())
+    }
+}
+
+pub(crate) fn millis(at: DateTime<Utc>) -> i64 {
+    at.timestamp_millis()
+}
+
+pub(crate) fn from_millis(ms: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
+}

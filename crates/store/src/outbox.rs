@@ -1,0 +1,127 @@
+//! The transactional outbox: messages committed with the change that caused
+//! them, published afterwards by the relay.
+
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+
+use crate::{millis, Dialect, Store, StoreError};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxMessage {
+    /// Set when read back from the table; ignored on insert.
+    pub id: i64,
+    /// The logical topic name, e.g. `events`; the bus maps it to its own.
+    pub topic: String,
+    pub key: String,
+    pub payload: String,
+}
+
+impl OutboxMessage {
+    pub fn new(
+        topic: impl Into<String>,
+        key: impl Into<String>,
+        payload: impl Into<String>,
+    ) -> Self {
+        OutboxMessage {
+            id: 0,
+            topic: topic.into(),
+            key: key.into(),
+            payload: payload.into(),
+        }
+    }
+}
+
+pub(crate) async fn insert_outbox(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    message: &OutboxMessage,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO outbox (topic, msg_key, payload, created_at) VALUES ($1, $2, $3, $4)")
+        .bind(message.topic.as_str())
+        .bind(message.key.as_str())
+        .bind(message.payload.as_str())
+        .bind(millis(now))
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+impl Store {
+    /// Leases up to `limit` unpublished messages, oldest first, until
+    /// `lease_until`. Several relays may run: each gets different rows, and a
+    /// relay that dies leaves its rows to be leased again when the lease ends.
+    #[tracing::instrument(skip(self))]
+    pub async fn lease_outbox(
+        &self,
+        limit: i64,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Vec<OutboxMessage>, StoreError> {
+        let lock = match self.db.dialect() {
+            Dialect::Postgres => "FOR UPDATE SKIP LOCKED",
+            Dialect::Sqlite => "",
+        };
+        let sql = format!(
+            "UPDATE outbox SET lease_until = $1 WHERE id IN \
+               (SELECT id FROM outbox WHERE lease_until < $2 ORDER BY id LIMIT $3 {lock}) \
+             RETURNING id, topic, msg_key, payload"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(millis(lease_until))
+            .bind(millis(now))
+            .bind(limit)
+            .fetch_all(self.db.write())
+            .await?;
+        let mut messages = rows
+            .iter()
+            .map(|row| {
+                Ok(OutboxMessage {
+                    id: row.try_get("id")?,
+                    topic: row.try_get("topic")?,
+                    key: row.try_get("msg_key")?,
+                    payload: row.try_get("payload")?,
+                })
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        messages.sort_by_key(|m| m.id);
+        Ok(messages)
+    }
+
+    /// Forgets messages the relay has published.
+    pub async fn delete_outbox(&self, ids: &[i64]) -> Result<(), StoreError> {
+        for chunk in ids.chunks(500) {
+            let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "DELETE FROM outbox WHERE id IN ({})",
+                placeholders.join(", ")
+            );
+            let mut query = sqlx::query(&sql);
+            for id in chunk {
+                query = query.bind(*id);
+            }
+            query.execute(self.db.write()).await?;
+        }
+        Ok(())
+    }
+
+    /// Messages waiting to be published, for metrics and tests.
+    pub async fn outbox_len(&self) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM outbox")
+            .fetch_one(self.db.read())
+            .await?;
+        Ok(row.try_get("n")?)
+    }
+
+    /// Appends a message to the outbox on its own, for changes that are
+    /// nothing but an announcement.
+    pub async fn enqueue_outbox(
+        &self,
+        message: &OutboxMessage,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.db.write().begin().await?;
+        insert_outbox(&mut tx, message, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
