@@ -19,7 +19,7 @@ mod outbox;
 pub mod testing;
 mod users;
 
-pub use db::{Db, Dialect};
+pub use db::{redact as redact_url, Db, Dialect};
 pub use deliveries::{Claim, DeliveryRecord, NewDelivery};
 pub use error::StoreError;
 pub use inbox::{InboxItem, InboxItemKey, InboxPage, MarkRead, NewInboxItem};

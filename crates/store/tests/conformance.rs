@@ -89,7 +89,10 @@ async fn seeded_delivery(store: &Store) -> DeliveryId {
         state: DeliveryState::Queued,
         reason: None,
     };
-    store.insert_deliveries(std::slice::from_ref(&d), t0()).await.unwrap();
+    store
+        .insert_deliveries(std::slice::from_ref(&d), t0())
+        .await
+        .unwrap();
     store.insert_deliveries(&[d], t0()).await.unwrap();
     id
 }

@@ -1,0 +1,244 @@
+//! The embedded bus: a durable queue per topic in the store's SQLite file.
+//!
+//! Consumers of a topic compete for its messages (one consumer group per
+//! topic, which is how Herald uses it in one process). A consumer leases a
+//! batch; acknowledging a message deletes it; a message whose lease runs out
+//! unacknowledged is handed out again. Publishing wakes waiting consumers in
+//! this process at once; a slow poll covers everything else.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use herald_store::{Db, Dialect};
+use sqlx::Row;
+use tokio::sync::Notify;
+
+use crate::{Acker, Bus, BusError, Consumer, Record, Topic, Topics};
+
+#[derive(Debug, Clone)]
+pub struct EmbeddedConfig {
+    /// How long a handed-out message stays invisible to other consumers.
+    pub lease: Duration,
+    /// How often an idle consumer looks for work it was not woken for.
+    pub poll_interval: Duration,
+    /// How many messages a consumer leases at once.
+    pub batch: i64,
+}
+
+impl Default for EmbeddedConfig {
+    fn default() -> Self {
+        EmbeddedConfig {
+            lease: Duration::from_secs(60),
+            poll_interval: Duration::from_millis(250),
+            batch: 64,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct EmbeddedBus {
+    db: Db,
+    topics: Topics,
+    config: EmbeddedConfig,
+    wakers: Arc<Mutex<HashMap<String, Arc<Notify>>>>,
+}
+
+impl EmbeddedBus {
+    /// Opens the bus on a migrated SQLite database. Leases left by an earlier
+    /// run of this process end now: the embedded bus has one process.
+    pub async fn open(db: Db, topics: Topics, config: EmbeddedConfig) -> Result<Self, BusError> {
+        if db.dialect() != Dialect::Sqlite {
+            return Err(BusError::Config(
+                "the embedded bus needs the SQLite store".into(),
+            ));
+        }
+        sqlx::query("UPDATE bus_messages SET lease_until = 0 WHERE lease_until > 0")
+            .execute(db.write())
+            .await?;
+        Ok(EmbeddedBus {
+            db,
+            topics,
+            config,
+            wakers: Arc::default(),
+        })
+    }
+
+    fn waker(&self, topic: &str) -> Arc<Notify> {
+        let mut wakers = self.wakers.lock().unwrap_or_else(|p| p.into_inner());
+        wakers.entry(topic.to_owned()).or_default().clone()
+    }
+
+    /// Messages waiting on a topic, leased or not.
+    pub async fn len(&self, topic: &Topic) -> Result<i64, BusError> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM bus_messages WHERE topic = $1")
+            .bind(topic.name())
+            .fetch_one(self.db.read())
+            .await?;
+        Ok(row.try_get("n")?)
+    }
+
+    /// The oldest `limit` messages of a topic, without leasing them.
+    pub async fn peek(
+        &self,
+        topic: &Topic,
+        limit: i64,
+    ) -> Result<Vec<(String, Vec<u8>)>, BusError> {
+        let rows = sqlx::query(
+            "SELECT msg_key, payload FROM bus_messages WHERE topic = $1 ORDER BY id LIMIT $2",
+        )
+        .bind(topic.name())
+        .bind(limit)
+        .fetch_all(self.db.read())
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("msg_key")?, r.try_get("payload")?)))
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(BusError::from)
+    }
+}
+
+#[async_trait]
+impl Bus for EmbeddedBus {
+    async fn publish(&self, topic: &Topic, key: &str, payload: &[u8]) -> Result<(), BusError> {
+        sqlx::query("INSERT INTO bus_messages (topic, msg_key, payload, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(topic.name())
+            .bind(key)
+            .bind(payload.to_vec())
+            .bind(Utc::now().timestamp_millis())
+            .execute(self.db.write())
+            .await?;
+        self.waker(topic.name()).notify_waiters();
+        Ok(())
+    }
+
+    async fn publish_all(&self, messages: &[(Topic, String, Vec<u8>)]) -> Result<(), BusError> {
+        let now = Utc::now().timestamp_millis();
+        let mut tx = self.db.write().begin().await?;
+        for (topic, key, payload) in messages {
+            sqlx::query("INSERT INTO bus_messages (topic, msg_key, payload, created_at) VALUES ($1, $2, $3, $4)")
+                .bind(topic.name())
+                .bind(key.as_str())
+                .bind(payload.clone())
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        let mut woken = std::collections::HashSet::new();
+        for (topic, _, _) in messages {
+            if woken.insert(topic.name()) {
+                self.waker(topic.name()).notify_waiters();
+            }
+        }
+        Ok(())
+    }
+
+    async fn subscribe(&self, topic: &Topic, _group: &str) -> Result<Box<dyn Consumer>, BusError> {
+        Ok(Box::new(EmbeddedConsumer {
+            bus: self.clone(),
+            topic: topic.name().to_owned(),
+            waker: self.waker(topic.name()),
+            buffer: VecDeque::new(),
+        }))
+    }
+
+    async fn ping(&self) -> Result<(), BusError> {
+        sqlx::query("SELECT 1").execute(self.db.read()).await?;
+        Ok(())
+    }
+
+    fn topics(&self) -> &Topics {
+        &self.topics
+    }
+}
+
+struct EmbeddedConsumer {
+    bus: EmbeddedBus,
+    topic: String,
+    waker: Arc<Notify>,
+    buffer: VecDeque<Record>,
+}
+
+impl EmbeddedConsumer {
+    async fn lease_batch(&mut self) -> Result<(), BusError> {
+        let now = Utc::now();
+        let lease_until = now + self.bus.config.lease;
+        let rows = sqlx::query(
+            "UPDATE bus_messages SET lease_until = $1, deliveries = deliveries + 1 WHERE id IN \
+               (SELECT id FROM bus_messages WHERE topic = $2 AND lease_until < $3 ORDER BY id LIMIT $4) \
+             RETURNING id, msg_key, payload, deliveries",
+        )
+        .bind(lease_until.timestamp_millis())
+        .bind(self.topic.as_str())
+        .bind(now.timestamp_millis())
+        .bind(self.bus.config.batch)
+        .fetch_all(self.bus.db.write())
+        .await?;
+        let mut batch = Vec::with_capacity(rows.len());
+        for row in rows {
+            let id: i64 = row.try_get("id")?;
+            let deliveries: i64 = row.try_get("deliveries")?;
+            let acker = EmbeddedAcker {
+                db: self.bus.db.clone(),
+                id,
+            };
+            batch.push((
+                id,
+                Record::new(
+                    self.topic.clone(),
+                    row.try_get("msg_key")?,
+                    row.try_get("payload")?,
+                    u32::try_from(deliveries).unwrap_or(u32::MAX),
+                    Box::new(acker),
+                ),
+            ));
+        }
+        batch.sort_by_key(|(id, _)| *id);
+        self.buffer
+            .extend(batch.into_iter().map(|(_, record)| record));
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Consumer for EmbeddedConsumer {
+    async fn recv(&mut self) -> Result<Record, BusError> {
+        loop {
+            if let Some(record) = self.buffer.pop_front() {
+                return Ok(record);
+            }
+            // Register for wake-ups before looking, so a publish that lands
+            // between the look and the wait is not missed.
+            let woken = self.waker.clone();
+            let notified = woken.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            self.lease_batch().await?;
+            if self.buffer.is_empty() {
+                tokio::select! {
+                    _ = notified => {}
+                    _ = tokio::time::sleep(self.bus.config.poll_interval) => {}
+                }
+            }
+        }
+    }
+}
+
+struct EmbeddedAcker {
+    db: Db,
+    id: i64,
+}
+
+#[async_trait]
+impl Acker for EmbeddedAcker {
+    async fn ack(&self) -> Result<(), BusError> {
+        sqlx::query("DELETE FROM bus_messages WHERE id = $1")
+            .bind(self.id)
+            .execute(self.db.write())
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,166 @@
+//! The bus's behaviour, checked on each implementation.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use herald_bus::{Bus, EmbeddedBus, EmbeddedConfig, Topics};
+use tokio::time::timeout;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+async fn embedded(dir: &std::path::Path, config: EmbeddedConfig) -> EmbeddedBus {
+    let store = herald_store::testing::sqlite_store(dir).await.unwrap();
+    EmbeddedBus::open(
+        store.db().clone(),
+        Topics::new(format!("t{}.", std::process::id())),
+        config,
+    )
+    .await
+    .unwrap()
+}
+
+async fn records_arrive_once_in_order_with_key_and_payload(bus: Arc<dyn Bus>) {
+    let topic = bus.topics().events();
+    for i in 0..5 {
+        bus.publish(&topic, &format!("k{i}"), format!("p{i}").as_bytes())
+            .await
+            .unwrap();
+    }
+    let mut consumer = bus.subscribe(&topic, "g").await.unwrap();
+    for i in 0..5 {
+        let record = timeout(WAIT, consumer.recv()).await.unwrap().unwrap();
+        assert_eq!(
+            (record.key.as_str(), record.payload.as_slice()),
+            (format!("k{i}").as_str(), format!("p{i}").as_bytes())
+        );
+        assert_eq!(record.topic, topic.name());
+        record.ack().await.unwrap();
+    }
+    assert!(
+        timeout(Duration::from_millis(300), consumer.recv())
+            .await
+            .is_err(),
+        "nothing more"
+    );
+}
+
+async fn many_consumers_see_every_record_exactly_once(bus: Arc<dyn Bus>) {
+    let topic = bus.topics().receipts();
+    let messages: Vec<_> = (0..2000)
+        .map(|i| (topic.clone(), format!("k{i}"), format!("{i}").into_bytes()))
+        .collect();
+    for chunk in messages.chunks(500) {
+        bus.publish_all(chunk).await.unwrap();
+    }
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let mut consumer = bus.subscribe(&topic, "g").await.unwrap();
+        let seen = seen.clone();
+        tasks.push(tokio::spawn(async move {
+            while let Ok(Ok(record)) = timeout(Duration::from_millis(500), consumer.recv()).await {
+                seen.lock()
+                    .unwrap()
+                    .push(String::from_utf8(record.payload.clone()).unwrap());
+                record.ack().await.unwrap();
+            }
+        }));
+    }
+    futures::future::join_all(tasks).await;
+    let seen = seen.lock().unwrap();
+    let distinct: HashSet<_> = seen.iter().collect();
+    assert_eq!((seen.len(), distinct.len()), (2000, 2000));
+}
+
+#[tokio::test]
+async fn embedded_records_arrive_once_in_order_with_key_and_payload() {
+    let dir = tempfile::tempdir().unwrap();
+    records_arrive_once_in_order_with_key_and_payload(Arc::new(
+        embedded(dir.path(), EmbeddedConfig::default()).await,
+    ))
+    .await;
+}
+
+#[tokio::test]
+async fn embedded_many_consumers_see_every_record_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    many_consumers_see_every_record_exactly_once(Arc::new(
+        embedded(dir.path(), EmbeddedConfig::default()).await,
+    ))
+    .await;
+}
+
+#[tokio::test]
+async fn an_unacknowledged_record_comes_back_when_its_lease_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = EmbeddedConfig {
+        lease: Duration::from_millis(200),
+        poll_interval: Duration::from_millis(20),
+        batch: 8,
+    };
+    let bus = embedded(dir.path(), config).await;
+    let topic = bus.topics().dlq();
+    bus.publish(&topic, "k", b"once").await.unwrap();
+    let mut consumer = bus.subscribe(&topic, "g").await.unwrap();
+    let first = timeout(WAIT, consumer.recv()).await.unwrap().unwrap();
+    assert_eq!(first.delivery_count, 1);
+    drop(first);
+    let again = timeout(WAIT, consumer.recv()).await.unwrap().unwrap();
+    assert_eq!(
+        (again.payload.as_slice(), again.delivery_count),
+        (&b"once"[..], 2)
+    );
+    again.ack().await.unwrap();
+    assert!(timeout(Duration::from_millis(500), consumer.recv())
+        .await
+        .is_err());
+    assert_eq!(bus.len(&topic).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn reopening_the_embedded_bus_hands_out_what_a_dead_process_had_leased() {
+    let dir = tempfile::tempdir().unwrap();
+    let bus = embedded(dir.path(), EmbeddedConfig::default()).await;
+    let topic = bus.topics().events();
+    bus.publish(&topic, "k", b"in flight").await.unwrap();
+    let mut consumer = bus.subscribe(&topic, "g").await.unwrap();
+    let _leased = timeout(WAIT, consumer.recv()).await.unwrap().unwrap();
+    let store = herald_store::testing::sqlite_store(dir.path())
+        .await
+        .unwrap();
+    let reopened = EmbeddedBus::open(
+        store.db().clone(),
+        bus.topics().clone(),
+        EmbeddedConfig::default(),
+    )
+    .await
+    .unwrap();
+    let mut consumer = reopened.subscribe(&topic, "g").await.unwrap();
+    let record = timeout(WAIT, consumer.recv()).await.unwrap().unwrap();
+    assert_eq!(
+        (record.payload.as_slice(), record.delivery_count),
+        (&b"in flight"[..], 2)
+    );
+}
+
+#[tokio::test]
+async fn a_waiting_consumer_is_woken_by_a_publish_without_polling() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = EmbeddedConfig {
+        poll_interval: Duration::from_secs(3600),
+        ..EmbeddedConfig::default()
+    };
+    let bus = embedded(dir.path(), config).await;
+    let topic = bus.topics().deliveries(herald_domain::Channel::Sms);
+    let mut consumer = bus.subscribe(&topic, "g").await.unwrap();
+    let waiting = tokio::spawn(async move { consumer.recv().await.map(|r| r.payload) });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    bus.publish(&topic, "k", b"wake").await.unwrap();
+    let payload = timeout(WAIT, waiting)
+        .await
+        .expect("woken without a poll")
+        .unwrap()
+        .unwrap();
+    assert_eq!(payload, b"wake");
+}

@@ -1,0 +1,48 @@
+use std::time::Duration;
+
+use thiserror::Error;
+
+#[derive(Debug, Clone, PartialEq, Error)]
+pub enum ProviderError {
+    /// Might work later: a timeout, a 4xx SMTP reply, a 429 or 5xx HTTP answer.
+    #[error("temporary failure: {reason}")]
+    Transient {
+        reason: String,
+        retry_after: Option<Duration>,
+    },
+    /// Will not work however often we try: a malformed message, a refused sender.
+    #[error("permanent failure: {reason}")]
+    Permanent { reason: String },
+    /// This provider cannot carry this kind of message; a configuration error.
+    #[error("provider {provider} cannot send {what}")]
+    Unsupported {
+        provider: &'static str,
+        what: String,
+    },
+}
+
+impl ProviderError {
+    pub fn transient(reason: impl Into<String>) -> Self {
+        ProviderError::Transient {
+            reason: reason.into(),
+            retry_after: None,
+        }
+    }
+
+    pub fn permanent(reason: impl Into<String>) -> Self {
+        ProviderError::Permanent {
+            reason: reason.into(),
+        }
+    }
+
+    pub fn is_transient(&self) -> bool {
+        matches!(self, ProviderError::Transient { .. })
+    }
+
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            ProviderError::Transient { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,216 @@
+//! An SMTP server that stands in for Herald's mail relay.
+//!
+//! The e-mail channel hands messages to a relay over SMTP through `lettre`.
+//! To test that path end to end we need something on the other side of the
+//! socket that speaks RFC 5321 well enough for a pooled `lettre` transport,
+//! keeps every message it accepted, and can be told to answer 451 or 550 so
+//! the retry and give-up paths run against real SMTP replies.
+//!
+//! [`SmtpSink`] is that server. It speaks plain SMTP (no TLS, no AUTH), runs
+//! one task per connection and allows several transactions per connection.
+//! Line length, recipient count and message size are bounded, so a
+//! misbehaving client cannot make it grow without limit.
+
+mod mail;
+mod path;
+mod session;
+
+use std::fmt;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, Semaphore};
+use tokio::task::{JoinHandle, JoinSet};
+
+pub use mail::ReceivedMail;
+
+/// More simultaneous connections than any test or load test needs, yet few
+/// enough that a runaway client cannot exhaust file descriptors.
+const MAX_CONNECTIONS: usize = 1024;
+
+/// How the sink answers the transactions that start after [`SmtpSink::set_mode`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpMode {
+    /// Store the message and answer `250`.
+    Accept,
+    /// Read the whole message, then answer `451` and store nothing.
+    TempFail,
+    /// Answer `550` to every `RCPT TO`.
+    PermFail,
+}
+
+/// A running SMTP stand-in bound to `127.0.0.1` on a free port.
+///
+/// Clones share the same server. It stops, closing every open connection, when
+/// the last clone is dropped.
+#[derive(Clone)]
+pub struct SmtpSink {
+    server: Arc<Server>,
+}
+
+struct Server {
+    addr: SocketAddr,
+    mailbox: Arc<Mailbox>,
+    accept_loop: JoinHandle<()>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // The accept loop owns the sessions' JoinSet, so aborting it ends them too.
+        self.accept_loop.abort();
+    }
+}
+
+impl SmtpSink {
+    /// Binds `127.0.0.1:0` and starts serving on the current tokio runtime.
+    pub async fn start() -> std::io::Result<SmtpSink> {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+        let addr = listener.local_addr()?;
+        let mailbox = Arc::new(Mailbox::default());
+        let accept_loop = tokio::spawn(accept_loop(listener, Arc::clone(&mailbox)));
+        tracing::debug!(%addr, "smtp stand-in listening");
+        Ok(SmtpSink {
+            server: Arc::new(Server {
+                addr,
+                mailbox,
+                accept_loop,
+            }),
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.server.addr
+    }
+
+    /// `smtp://127.0.0.1:<port>`: plain SMTP, no TLS.
+    pub fn url(&self) -> String {
+        format!("smtp://{}", self.server.addr)
+    }
+
+    /// Changes how transactions that begin (`MAIL FROM`) after this call are answered.
+    pub fn set_mode(&self, mode: SmtpMode) {
+        *lock(&self.server.mailbox.mode) = mode;
+    }
+
+    /// Every accepted message, in the order the sink accepted them.
+    pub fn messages(&self) -> Vec<ReceivedMail> {
+        lock(&self.server.mailbox.received).clone()
+    }
+
+    pub fn count(&self) -> usize {
+        lock(&self.server.mailbox.received).len()
+    }
+
+    /// Waits until at least `n` messages were accepted or `timeout` passed,
+    /// then returns every accepted message (possibly fewer than `n`).
+    pub async fn wait_for(&self, n: usize, timeout: Duration) -> Vec<ReceivedMail> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let arrived = &self.server.mailbox.arrived;
+        loop {
+            // Register interest before checking, so a delivery between the
+            // check and the await still wakes us.
+            let notified = arrived.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.count() >= n {
+                break;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                break;
+            }
+        }
+        self.messages()
+    }
+
+    /// Transactions that got as far as `RCPT TO`, whatever the answer was.
+    /// Unlike [`count`](Self::count) this includes rejected ones, so a test can
+    /// tell "retried and refused" from "never tried".
+    pub fn attempts(&self) -> usize {
+        self.server.mailbox.attempts.load(Ordering::SeqCst)
+    }
+}
+
+impl fmt::Debug for SmtpSink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SmtpSink")
+            .field("addr", &self.server.addr)
+            .field("count", &self.count())
+            .field("attempts", &self.attempts())
+            .finish()
+    }
+}
+
+/// What the sessions share with the handle: the current mode and what arrived.
+struct Mailbox {
+    mode: Mutex<SmtpMode>,
+    received: Mutex<Vec<ReceivedMail>>,
+    attempts: AtomicUsize,
+    arrived: Notify,
+}
+
+impl Default for Mailbox {
+    fn default() -> Self {
+        Mailbox {
+            mode: Mutex::new(SmtpMode::Accept),
+            received: Mutex::new(Vec::new()),
+            attempts: AtomicUsize::new(0),
+            arrived: Notify::new(),
+        }
+    }
+}
+
+impl Mailbox {
+    fn mode(&self) -> SmtpMode {
+        *lock(&self.mode)
+    }
+
+    fn record_attempt(&self) {
+        self.attempts.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Stores `mail` and returns its 1-based position, used as the queue id.
+    fn deliver(&self, mail: ReceivedMail) -> usize {
+        let position = {
+            let mut received = lock(&self.received);
+            received.push(mail);
+            received.len()
+        };
+        self.arrived.notify_waiters();
+        position
+    }
+}
+
+/// A panic while holding one of these locks cannot leave the data half
+/// written (every critical section is a single push, read or store), so a
+/// poisoned lock is still safe to use.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+async fn accept_loop(listener: TcpListener, mailbox: Arc<Mailbox>) {
+    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let mut sessions = JoinSet::new();
+    loop {
+        while sessions.try_join_next().is_some() {}
+        let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
+            return;
+        };
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                let mailbox = Arc::clone(&mailbox);
+                sessions.spawn(async move {
+                    session::run(stream, peer, mailbox).await;
+                    drop(permit);
+                });
+            }
+            Err(error) => {
+                // Usually out of file descriptors; back off instead of spinning.
+                tracing::warn!(%error, "smtp stand-in failed to accept a connection");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}

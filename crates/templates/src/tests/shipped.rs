@@ -1,0 +1,174 @@
+use herald_domain::{Category, Channel};
+
+use super::*;
+use crate::{Rendered, TemplateError};
+
+#[test]
+fn the_shipped_templates_are_welcome_order_shipped_and_new_comment() {
+    let store = shipped();
+    let listed: Vec<(&str, &str, Vec<Channel>, Vec<String>)> = store
+        .list()
+        .into_iter()
+        .map(|t| {
+            (
+                t.name.as_str(),
+                t.category.as_str(),
+                t.channels.clone(),
+                t.params.clone(),
+            )
+        })
+        .collect();
+    let strings = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    use Channel::*;
+    assert_eq!(
+        listed,
+        vec![
+            (
+                "new_comment",
+                "social",
+                vec![Email, Push, InApp],
+                strings(&["name", "commenter", "post_title", "comment_excerpt", "url"]),
+            ),
+            (
+                "order_shipped",
+                "transactional",
+                vec![Email, Push, Sms, InApp],
+                strings(&["name", "order_id", "carrier", "tracking_url"]),
+            ),
+            (
+                "welcome",
+                "account",
+                vec![Email, Push, Sms, InApp],
+                strings(&["name", "app_name"]),
+            ),
+        ]
+    );
+    let welcome = store.get(&name("welcome")).unwrap();
+    assert_eq!(welcome.locales, vec!["fr".to_owned()]);
+    assert_eq!(welcome.category, Category::parse("account").unwrap());
+    assert!(!welcome.description.is_empty());
+}
+
+#[test]
+fn every_shipped_template_renders_every_channel_in_every_locale_with_its_example_params() {
+    let store = shipped();
+    for info in store.list() {
+        let example = store.example(&info.name).unwrap();
+        let mut locales = vec![None];
+        locales.extend(info.locales.iter().map(|l| Some(locale(l))));
+        for &channel in &info.channels {
+            for locale in &locales {
+                let context = format!("{} {channel} {locale:?}", info.name);
+                let rendered = store
+                    .render(&info.name, channel, locale.as_ref(), example)
+                    .unwrap_or_else(|e| panic!("{context}: {e}"));
+                let texts: Vec<&str> = match &rendered {
+                    Rendered::Email {
+                        subject,
+                        html,
+                        text,
+                    } => {
+                        assert!(html.is_some() || text.is_some(), "{context}");
+                        [Some(subject), html.as_ref(), text.as_ref()]
+                            .into_iter()
+                            .flatten()
+                            .map(String::as_str)
+                            .collect()
+                    }
+                    Rendered::Push { title, body } | Rendered::InApp { title, body } => {
+                        vec![title, body]
+                    }
+                    Rendered::Sms { body } => vec![body],
+                };
+                for text in texts {
+                    assert!(!text.trim().is_empty(), "{context}: empty part");
+                    assert!(!text.contains("{{"), "{context}: unrendered {text}");
+                }
+            }
+        }
+        store
+            .check(&info.name, &info.channels, example)
+            .unwrap_or_else(|e| panic!("{}: {e}", info.name));
+    }
+}
+
+#[test]
+fn every_documented_param_of_a_shipped_template_is_needed_by_its_parts() {
+    let store = shipped();
+    for info in store.list() {
+        let example = store.example(&info.name).unwrap();
+        assert_eq!(
+            example.keys().collect::<Vec<_>>().len(),
+            info.params.len(),
+            "{}: the example must cover every param",
+            info.name
+        );
+        for param in &info.params {
+            let mut params = example.clone();
+            params.remove(param);
+            let err = store
+                .check(&info.name, &info.channels, &params)
+                .unwrap_err();
+            assert!(
+                matches!(&err, TemplateError::Render { message, .. } if message.contains(&format!("{param:?}"))),
+                "{} without {param}: {err}",
+                info.name
+            );
+        }
+    }
+}
+
+#[test]
+fn shipped_sms_bodies_fit_in_one_message_with_the_example_params() {
+    let store = shipped();
+    for info in store.list() {
+        if !info.channels.contains(&Channel::Sms) {
+            continue;
+        }
+        let example = store.example(&info.name).unwrap();
+        let Rendered::Sms { body } = store
+            .render(&info.name, Channel::Sms, None, example)
+            .unwrap()
+        else {
+            panic!("{}: not an SMS", info.name);
+        };
+        assert!(
+            body.chars().count() <= 160,
+            "{}: {} chars",
+            info.name,
+            body.len()
+        );
+    }
+}
+
+#[test]
+fn the_french_welcome_is_french_where_translated_and_english_elsewhere() {
+    let store = shipped();
+    let example = store.example(&name("welcome")).unwrap();
+    let welcome = name("welcome");
+    let fr = locale("fr-FR");
+    let Rendered::Email {
+        subject,
+        html,
+        text,
+    } = store
+        .render(&welcome, Channel::Email, Some(&fr), example)
+        .unwrap()
+    else {
+        panic!("not an email");
+    };
+    assert_eq!(subject, "Bienvenue sur Acme, Ada !");
+    assert!(html.unwrap().contains("lang=\"fr\""));
+    assert!(text.unwrap().starts_with("Bonjour Ada,"));
+    let push = store
+        .render(&welcome, Channel::Push, Some(&fr), example)
+        .unwrap();
+    assert_eq!(
+        push,
+        Rendered::Push {
+            title: "Welcome to Acme".to_owned(),
+            body: "Hi Ada, your account is ready. Tap to finish setting up your profile."
+                .to_owned(),
+        }
+    );
+}

@@ -1,0 +1,279 @@
+//! Configuration: environment variables, and optionally a TOML file with the
+//! same keys (`HERALD_LISTEN = "0.0.0.0:8080"`). The environment wins.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use herald_domain::Channel;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("{key}: {message}")]
+    Invalid { key: String, message: String },
+    #[error("config file {path}: {message}")]
+    File { path: String, message: String },
+}
+
+/// Every setting, with its default. The README's table lists the same keys.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    pub templates_dir: PathBuf,
+    pub smtp_url: Option<String>,
+    pub email_from: String,
+    pub topic_prefix: String,
+    pub worker_concurrency: usize,
+    pub router_concurrency: usize,
+    pub max_attempts: u32,
+    pub retry_base: Duration,
+    pub retry_max: Duration,
+    pub rate_limits: Vec<(Channel, NonZeroU32)>,
+    pub max_body_bytes: usize,
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The keys Herald reads; anything else starting with `HERALD_` in a config
+/// file is a typo and refused.
+pub const KEYS: &[&str] = &[
+    "HERALD_LISTEN",
+    "HERALD_DATA_DIR",
+    "HERALD_DATABASE_URL",
+    "HERALD_TEMPLATES_DIR",
+    "HERALD_SMTP_URL",
+    "HERALD_EMAIL_FROM",
+    "HERALD_TOPIC_PREFIX",
+    "HERALD_WORKER_CONCURRENCY",
+    "HERALD_ROUTER_CONCURRENCY",
+    "HERALD_MAX_ATTEMPTS",
+    "HERALD_RETRY_BASE_MS",
+    "HERALD_RETRY_MAX_MS",
+    "HERALD_RATE_LIMIT_EMAIL",
+    "HERALD_RATE_LIMIT_PUSH",
+    "HERALD_RATE_LIMIT_SMS",
+    "HERALD_MAX_BODY_BYTES",
+    "HERALD_LOG_FORMAT",
+];
+
+impl Config {
+    /// Reads the process environment, then `file` for keys the environment
+    /// does not set.
+    pub fn load(file: Option<&std::path::Path>) -> Result<Config, ConfigError> {
+        let mut values: BTreeMap<String, String> = BTreeMap::new();
+        if let Some(path) = file {
+            values.extend(read_file(path)?);
+        }
+        for key in KEYS {
+            if let Ok(value) = std::env::var(key) {
+                values.insert((*key).to_owned(), value);
+            }
+        }
+        Config::from_map(&values)
+    }
+
+    /// Builds a configuration from explicit values; missing keys take defaults.
+    pub fn from_map(values: &BTreeMap<String, String>) -> Result<Config, ConfigError> {
+        let get = |key: &str| values.get(key).map(|v| v.trim()).filter(|v| !v.is_empty());
+        let data_dir = PathBuf::from(get("HERALD_DATA_DIR").unwrap_or("./data"));
+        let database_url = get("HERALD_DATABASE_URL")
+            .map(str::to_owned)
+            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("herald.db").display()));
+        let mut rate_limits = Vec::new();
+        for channel in [Channel::Email, Channel::Push, Channel::Sms] {
+            let key = format!("HERALD_RATE_LIMIT_{}", channel.as_str().to_uppercase());
+            if let Some(rate) = parse::<u32>(&key, get(&key))? {
+                let rate = NonZeroU32::new(rate)
+                    .ok_or_else(|| invalid(&key, "must be at least 1 (per second)"))?;
+                rate_limits.push((channel, rate));
+            }
+        }
+        let log_format = match get("HERALD_LOG_FORMAT").unwrap_or("text") {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            _ => return Err(invalid("HERALD_LOG_FORMAT", "expected text or json")),
+        };
+        let config = Config {
+            listen: parse("HERALD_LISTEN", get("HERALD_LISTEN"))?
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+            data_dir,
+            database_url,
+            templates_dir: PathBuf::from(get("HERALD_TEMPLATES_DIR").unwrap_or("./templates")),
+            smtp_url: get("HERALD_SMTP_URL").map(str::to_owned),
+            email_from: get("HERALD_EMAIL_FROM")
+                .unwrap_or("Herald <herald@localhost.localdomain>")
+                .to_owned(),
+            topic_prefix: get("HERALD_TOPIC_PREFIX").unwrap_or("herald.").to_owned(),
+            worker_concurrency: positive(
+                "HERALD_WORKER_CONCURRENCY",
+                get("HERALD_WORKER_CONCURRENCY"),
+                32,
+            )?,
+            router_concurrency: positive(
+                "HERALD_ROUTER_CONCURRENCY",
+                get("HERALD_ROUTER_CONCURRENCY"),
+                16,
+            )?,
+            max_attempts: positive("HERALD_MAX_ATTEMPTS", get("HERALD_MAX_ATTEMPTS"), 5)?,
+            retry_base: Duration::from_millis(positive(
+                "HERALD_RETRY_BASE_MS",
+                get("HERALD_RETRY_BASE_MS"),
+                500,
+            )?),
+            retry_max: Duration::from_millis(positive(
+                "HERALD_RETRY_MAX_MS",
+                get("HERALD_RETRY_MAX_MS"),
+                60_000,
+            )?),
+            rate_limits,
+            max_body_bytes: positive(
+                "HERALD_MAX_BODY_BYTES",
+                get("HERALD_MAX_BODY_BYTES"),
+                256 * 1024,
+            )?,
+            log_format,
+        };
+        Ok(config)
+    }
+}
+
+fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.to_owned(),
+        message: message.into(),
+    }
+}
+
+fn parse<T: std::str::FromStr>(key: &str, value: Option<&str>) -> Result<Option<T>, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    value
+        .map(|v| {
+            v.parse::<T>()
+                .map_err(|e| invalid(key, format!("{v:?}: {e}")))
+        })
+        .transpose()
+}
+
+fn positive<T>(key: &str, value: Option<&str>, default: T) -> Result<T, ConfigError>
+where
+    T: std::str::FromStr + PartialOrd + Default + Copy,
+    T::Err: std::fmt::Display,
+{
+    let parsed = parse::<T>(key, value)?.unwrap_or(default);
+    if parsed <= T::default() {
+        return Err(invalid(key, "must be greater than zero"));
+    }
+    Ok(parsed)
+}
+
+fn read_file(path: &std::path::Path) -> Result<BTreeMap<String, String>, ConfigError> {
+    let fail = |message: String| ConfigError::File {
+        path: path.display().to_string(),
+        message,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| fail(e.to_string()))?;
+    let mut values = BTreeMap::new();
+    for (key, value) in table {
+        if !KEYS.contains(&key.as_str()) {
+            return Err(fail(format!("unknown key {key}")));
+        }
+        let value = match value {
+            toml::Value::String(s) => s,
+            toml::Value::Integer(i) => i.to_string(),
+            other => {
+                return Err(fail(format!(
+                    "{key}: expected a string or a number, got {other}"
+                )))
+            }
+        };
+        values.insert(key, value);
+    }
+    Ok(values)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        Config::from_map(
+            &pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn defaults_need_no_configuration() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.database_url, "sqlite://./data/herald.db");
+        assert_eq!(c.smtp_url, None);
+        assert!(c.rate_limits.is_empty());
+    }
+
+    #[test]
+    fn the_database_follows_the_data_dir_unless_set() {
+        assert_eq!(
+            config(&[("HERALD_DATA_DIR", "/var/lib/herald")])
+                .unwrap()
+                .database_url,
+            "sqlite:///var/lib/herald/herald.db"
+        );
+        let c = config(&[("HERALD_DATABASE_URL", "postgres://h@db/herald")]).unwrap();
+        assert_eq!(c.database_url, "postgres://h@db/herald");
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        for (key, value) in [
+            ("HERALD_LISTEN", "localhost"),
+            ("HERALD_WORKER_CONCURRENCY", "0"),
+            ("HERALD_MAX_ATTEMPTS", "many"),
+            ("HERALD_RATE_LIMIT_SMS", "0"),
+            ("HERALD_LOG_FORMAT", "xml"),
+        ] {
+            let err = config(&[(key, value)]).unwrap_err().to_string();
+            assert!(err.starts_with(key), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_config_file_uses_the_same_keys_and_refuses_unknown_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("herald.toml");
+        std::fs::write(
+            &path,
+            "HERALD_LISTEN = \"0.0.0.0:9000\"\nHERALD_RATE_LIMIT_EMAIL = 50\n",
+        )
+        .unwrap();
+        let values = read_file(&path).unwrap();
+        let c = Config::from_map(&values).unwrap();
+        assert_eq!(c.listen.port(), 9000);
+        assert_eq!(
+            c.rate_limits,
+            vec![(Channel::Email, NonZeroU32::new(50).unwrap())]
+        );
+        std::fs::write(&path, "HERALD_LISTN = \"x\"\n").unwrap();
+        assert!(read_file(&path)
+            .unwrap_err()
+            .to_string()
+            .contains("unknown key HERALD_LISTN"));
+    }
+}
