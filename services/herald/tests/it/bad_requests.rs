@@ -1,0 +1,447 @@
+//! Bad input gets a clear 4xx JSON error, never a 5xx.
+
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::support::{ada, TestApp};
+
+struct Case {
+    method: Method,
+    path: &'static str,
+    body: Body,
+    status: u16,
+    code: &'static str,
+}
+
+enum Body {
+    None,
+    Json(Value),
+    Raw(&'static str, String),
+}
+
+fn case(method: Method, path: &'static str, body: Body, status: u16, code: &'static str) -> Case {
+    Case {
+        method,
+        path,
+        body,
+        status,
+        code,
+    }
+}
+
+fn send(body: Value) -> Body {
+    Body::Json(body)
+}
+
+#[tokio::test]
+async fn bad_requests_get_the_right_4xx_with_a_json_error() {
+    let app = TestApp::spawn().await;
+    ada(&app).await;
+    let params = json!({"name": "Ada", "app_name": "Acme"});
+    let many: Vec<String> = (0..1001).map(|i| format!("u{i}")).collect();
+    let huge = format!(
+        r#"{{"template":"welcome","recipients":["ada"],"params":{{"x":"{}"}}}}"#,
+        "a".repeat(300_000)
+    );
+    let json_type = "application/json";
+    use Method as M;
+    let cases = vec![
+        case(
+            M::POST,
+            "/v1/notifications",
+            Body::Raw(json_type, "{not json".into()),
+            400,
+            "invalid_json",
+        ),
+        case(
+            M::POST,
+            "/v1/notifications",
+            Body::Raw("text/plain", "{}".into()),
+            415,
+            "unsupported_media_type",
+        ),
+        case(
+            M::POST,
+            "/v1/notifications",
+            Body::Raw(json_type, huge),
+            413,
+            "payload_too_large",
+        ),
+        case(
+            M::POST,
+            "/v1/notifications",
+            send(json!({"template": "nope", "recipients": ["ada"]})),
+            422,
+            "unknown_template",
+        ),
+        case(
+            M::POST,
+            "/v1/notifications",
+            send(json!({"template": "welcome", "recipients": ["ada"], "params": {"name": "Ada"}})),
+            422,
+            "invalid_params",
+        ),
+        case(
+            M::POST,
+            "/v1/notifications",
+            send(json!({"template": "welcome", "recipients": ["ghost"], "params": params})),
+            422,
+            "unknown_user",
+        ),
+        case(
+            M::POST,
+            "/v1/notifications",
+            send(
+                json!({"template": "welcome", "recipients": ["ada"], "params": params, "channels": ["fax"]}),
+            ),
+            422,
+            "invalid_body",
+        ),
+        case(
+            M::POST,
+            "/v1/notifications",
+            send(json!({"template": "new_comment", "recipients": ["ada"], "channels": ["sms"]})),
+            422,
+            "channel_not_in_template",
+        ),
+        case(
+            M::POST,
+            "/v1/notifications",
+            send(json!({"template": "welcome", "recipients": [], "params": params})),
+            422,
+            "invalid_request",
+        ),
+        case(
+            M::POST,
+            "/v1/notifications",
+            send(json!({"template": "welcome", "recipients": many, "params": params})),
+            422,
+            "invalid_request",
+        ),
+        case(
+            M::POST,
+            "/v1/notifications",
+            send(json!({"template": "welcome", "recipients": ["a b"]})),
+            422,
+            "invalid_body",
+        ),
+        case(
+            M::POST,
+            "/v1/notifications",
+            send(json!({"template": "welcome", "recipients": ["ada"], "colour": "red"})),
+            422,
+            "invalid_body",
+        ),
+        case(
+            M::POST,
+            "/v1/notifications",
+            send(json!({"template": "welcome", "recipients": "ada"})),
+            422,
+            "invalid_body",
+        ),
+        case(
+            M::POST,
+            "/v1/notifications",
+            send(json!({"template": "welcome", "recipients": ["ada"], "priority": "urgent"})),
+            422,
+            "invalid_body",
+        ),
+        case(
+            M::POST,
+            "/v1/notifications",
+            send(json!([1, 2])),
+            422,
+            "invalid_body",
+        ),
+        case(
+            M::GET,
+            "/v1/notifications/not-a-uuid",
+            Body::None,
+            400,
+            "invalid_id",
+        ),
+        case(
+            M::GET,
+            "/v1/notifications/0190b7a2-6c3e-7d7a-8f00-000000000001",
+            Body::None,
+            404,
+            "notification_not_found",
+        ),
+        case(
+            M::PUT,
+            "/v1/users/a%20b",
+            send(json!({})),
+            400,
+            "invalid_user_id",
+        ),
+        case(
+            M::PUT,
+            "/v1/users/bob",
+            send(json!({"email": "not-an-address"})),
+            422,
+            "invalid_body",
+        ),
+        case(
+            M::PUT,
+            "/v1/users/bob",
+            send(json!({"phone": "0612345678"})),
+            422,
+            "invalid_body",
+        ),
+        case(
+            M::PUT,
+            "/v1/users/bob",
+            send(json!({"time_zone": "Mars/Olympus"})),
+            422,
+            "invalid_body",
+        ),
+        case(
+            M::PUT,
+            "/v1/users/bob",
+            send(json!({"locale": "english"})),
+            422,
+            "invalid_body",
+        ),
+        case(
+            M::PUT,
+            "/v1/users/bob",
+            send(json!({"name": "x".repeat(201)})),
+            422,
+            "invalid_body",
+        ),
+        case(M::GET, "/v1/users/ghost", Body::None, 404, "user_not_found"),
+        case(
+            M::POST,
+            "/v1/users/ghost/devices",
+            send(json!({"platform": "fcm", "token": "t".repeat(40)})),
+            404,
+            "user_not_found",
+        ),
+        case(
+            M::POST,
+            "/v1/users/ada/devices",
+            send(json!({"platform": "apns", "token": "short"})),
+            422,
+            "invalid_body",
+        ),
+        case(
+            M::POST,
+            "/v1/users/ada/devices",
+            send(json!({"platform": "webpush", "token": "t".repeat(40)})),
+            422,
+            "invalid_body",
+        ),
+        case(
+            M::PUT,
+            "/v1/users/ada/preferences",
+            send(json!({"channels": {"fax": false}})),
+            422,
+            "invalid_body",
+        ),
+        case(
+            M::PUT,
+            "/v1/users/ada/preferences",
+            send(json!({"channels": {"email": "no"}})),
+            422,
+            "invalid_body",
+        ),
+        case(
+            M::PUT,
+            "/v1/users/ghost/preferences",
+            send(json!({})),
+            404,
+            "user_not_found",
+        ),
+        case(
+            M::GET,
+            "/v1/users/ghost/preferences",
+            Body::None,
+            404,
+            "user_not_found",
+        ),
+        case(
+            M::GET,
+            "/v1/users/ghost/inbox",
+            Body::None,
+            404,
+            "user_not_found",
+        ),
+        case(
+            M::GET,
+            "/v1/users/ada/inbox?limit=0",
+            Body::None,
+            400,
+            "invalid_query",
+        ),
+        case(
+            M::GET,
+            "/v1/users/ada/inbox?limit=lots",
+            Body::None,
+            400,
+            "invalid_query",
+        ),
+        case(
+            M::POST,
+            "/v1/users/ada/inbox/not-a-uuid/read",
+            Body::None,
+            400,
+            "invalid_id",
+        ),
+        case(
+            M::POST,
+            "/v1/users/ada/inbox/0190b7a2-6c3e-7d7a-8f00-000000000001/read",
+            Body::None,
+            404,
+            "message_not_found",
+        ),
+        case(
+            M::DELETE,
+            "/v1/notifications",
+            Body::None,
+            405,
+            "method_not_allowed",
+        ),
+        case(M::GET, "/v2/anything", Body::None, 404, "not_found"),
+    ];
+    for c in cases {
+        let mut request = app
+            .client
+            .request(c.method.clone(), format!("{}{}", app.base, c.path));
+        request = match c.body {
+            Body::None => request,
+            Body::Json(v) => request.json(&v),
+            Body::Raw(content_type, raw) => request.header("content-type", content_type).body(raw),
+        };
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        let body: Value = serde_json::from_str(&text)
+            .unwrap_or_else(|_| panic!("{} {}: not JSON: {text}", c.method, c.path));
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (c.status, Some(c.code)),
+            "{} {}: {body}",
+            c.method,
+            c.path
+        );
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{body}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_bad_idempotency_key_is_refused() {
+    let app = TestApp::spawn().await;
+    ada(&app).await;
+    let body = crate::support::welcome(&["ada"], &["email"]);
+    let (status, answer) = app.send_with_key(&"k".repeat(300), &body).await;
+    assert_eq!(
+        (status.as_u16(), answer["error"]["code"].as_str()),
+        (400, Some("invalid_idempotency_key"))
+    );
+}
+
+/// Mangled versions of a valid body: cut short, bytes flipped, values
+/// swapped for other types. None may produce a 5xx.
+#[tokio::test]
+async fn mangled_bodies_never_cause_a_server_error() {
+    let app = TestApp::spawn().await;
+    ada(&app).await;
+    let valid =
+        serde_json::to_string(&crate::support::welcome(&["ada"], &["email", "in_app"])).unwrap();
+    let bytes = valid.as_bytes();
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let replacements: [&[u8]; 8] = [
+        b"null",
+        b"1e999",
+        b"[]",
+        b"{}",
+        b"\"\\u0000\"",
+        b"-0",
+        b"\xff\xfe",
+        b"\"\xf0\x9f\x92\xa9\"",
+    ];
+    for round in 0..300 {
+        let mut body = bytes.to_vec();
+        match round % 3 {
+            0 => body.truncate((next() as usize) % bytes.len()),
+            1 => {
+                let i = (next() as usize) % body.len();
+                body[i] = (next() % 256) as u8;
+            }
+            _ => {
+                let i = (next() as usize) % body.len();
+                let r = replacements[(next() as usize) % replacements.len()];
+                body.splice(i..(i + 1).min(body.len()), r.iter().copied());
+            }
+        }
+        let response = app
+            .client
+            .post(format!("{}/v1/notifications", app.base))
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        assert!(
+            status.as_u16() < 500,
+            "{status} for {:?}",
+            String::from_utf8_lossy(&body)
+        );
+        let json: Value = response.json().await.unwrap();
+        assert!(status == 202 || json["error"]["code"].is_string(), "{json}");
+    }
+}
+
+#[tokio::test]
+async fn health_readiness_and_the_openapi_document_answer() {
+    let app = TestApp::spawn().await;
+    let (status, health) = app.request(Method::GET, "/healthz", None).await;
+    assert_eq!(
+        (status.as_u16(), health["status"].as_str()),
+        (200, Some("ok"))
+    );
+    let (status, ready) = app.request(Method::GET, "/readyz", None).await;
+    assert_eq!(
+        (status.as_u16(), ready["status"].as_str()),
+        (200, Some("ok"))
+    );
+    let (status, doc) = app.request(Method::GET, "/openapi.json", None).await;
+    assert_eq!(status, 200);
+    for path in [
+        "/v1/notifications",
+        "/v1/notifications/{id}",
+        "/v1/users/{id}",
+        "/v1/users/{id}/devices",
+        "/v1/users/{id}/preferences",
+        "/v1/users/{id}/inbox",
+        "/v1/users/{id}/inbox/{message}/read",
+        "/healthz",
+        "/readyz",
+    ] {
+        assert!(
+            doc["paths"][path].is_object(),
+            "{path} missing from the OpenAPI document"
+        );
+    }
+    let (status, templates) = app.request(Method::GET, "/v1/templates", None).await;
+    assert_eq!(status, 200);
+    let names: Vec<&str> = templates
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert_eq!(names, vec!["new_comment", "order_shipped", "welcome"]);
+}

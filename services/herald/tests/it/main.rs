@@ -1,0 +1,10 @@
+//! Herald end to end: the real app on a random port, real SQLite files,
+//! a real SMTP server standing in for the mail provider.
+
+mod support;
+
+mod bad_requests;
+mod delivery;
+mod idempotency;
+mod inbox;
+mod resilience;

@@ -1,0 +1,285 @@
+//! Never twice, never lost: redelivery, poison records, producers on the
+//! bus, and a crash between commit and publish.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use herald_bus::DeadLetter;
+use herald_domain::{
+    Category, Channel, DeliveryJob, NotificationEvent, NotificationId, SystemClock, UserId,
+};
+use herald_providers::{EmailIdentity, SmtpProvider};
+use herald_store::{CreateNotification, Db, NewDelivery, OutboxMessage, Store};
+use herald_templates::TemplateStore;
+use herald_workers::{ChannelWorker, LocalClaimCache, LocalRateLimiter, Outcome, WorkerConfig};
+use serde_json::json;
+use sqlx::Row;
+
+use crate::support::{ada, delivery, templates_dir, welcome, TestApp, WAIT};
+
+async fn queued(app: &TestApp, topic: &str) -> i64 {
+    let row = sqlx::query("SELECT COUNT(*) AS n FROM bus_messages WHERE topic = $1")
+        .bind(topic)
+        .fetch_one(app.store().db().read())
+        .await
+        .unwrap();
+    row.try_get("n").unwrap()
+}
+
+async fn dead_letters(app: &TestApp) -> Vec<DeadLetter> {
+    let rows =
+        sqlx::query("SELECT payload FROM bus_messages WHERE topic = 'herald.dlq' ORDER BY id")
+            .fetch_all(app.store().db().read())
+            .await
+            .unwrap();
+    rows.iter()
+        .map(|r| serde_json::from_slice(&r.try_get::<Vec<u8>, _>("payload").unwrap()).unwrap())
+        .collect()
+}
+
+async fn drained(app: &TestApp, topic: &str) {
+    app.eventually(
+        &format!("{topic} to drain"),
+        || queued(app, topic),
+        |n| *n == 0,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_redelivered_job_never_sends_twice() {
+    let app = TestApp::with_smtp().await;
+    let smtp = app.smtp.clone().unwrap();
+    ada(&app).await;
+    let id = app.send(welcome(&["ada"], &["email"])).await;
+    app.settled(&id, 1).await;
+    assert_eq!(smtp.wait_for(1, WAIT).await.len(), 1);
+
+    let record = app
+        .store()
+        .get_notification(NotificationId::parse(&id).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let job = DeliveryJob::new(
+        &record.event,
+        &UserId::parse("ada").unwrap(),
+        Channel::Email,
+        Category::parse("account").unwrap(),
+    );
+    let payload = serde_json::to_vec(&job).unwrap();
+    let topic = app.bus().topics().deliveries(Channel::Email);
+    for _ in 0..3 {
+        app.bus().publish(&topic, "ada", &payload).await.unwrap();
+    }
+    drained(&app, topic.name()).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        smtp.count(),
+        1,
+        "the same job three more times sent nothing more"
+    );
+    let n = app.notification(&id).await;
+    assert_eq!(
+        (
+            delivery(&n, "email")["state"].as_str(),
+            delivery(&n, "email")["attempts"].as_i64()
+        ),
+        (Some("sent"), Some(1))
+    );
+}
+
+#[tokio::test]
+async fn the_same_job_handled_by_eight_workers_at_once_is_sent_once() {
+    let app = TestApp::with_smtp().await;
+    let smtp = app.smtp.clone().unwrap();
+    ada(&app).await;
+    let store = app.store().clone();
+    let event: NotificationEvent =
+        serde_json::from_value(json!({"event_id": "race-1", "template": "welcome",
+        "recipients": ["ada"], "params": {"name": "Ada", "app_name": "Acme"}}))
+        .unwrap();
+    store
+        .ensure_notification(&event, chrono::Utc::now())
+        .await
+        .unwrap();
+    let user = UserId::parse("ada").unwrap();
+    let job = DeliveryJob::new(
+        &event,
+        &user,
+        Channel::Email,
+        Category::parse("account").unwrap(),
+    );
+    store
+        .insert_deliveries(
+            &[NewDelivery {
+                id: job.delivery_id,
+                notification_id: job.notification_id,
+                user_id: user,
+                channel: Channel::Email,
+                state: herald_domain::DeliveryState::Queued,
+                reason: None,
+            }],
+            chrono::Utc::now(),
+        )
+        .await
+        .unwrap();
+    let identity = EmailIdentity::parse("Herald <herald@example.com>").unwrap();
+    let provider =
+        Arc::new(SmtpProvider::from_url(&smtp.url(), identity, Duration::from_secs(5)).unwrap());
+    let worker = Arc::new(ChannelWorker::new(
+        Channel::Email,
+        store,
+        app.bus().clone(),
+        TemplateStore::load(&templates_dir()).unwrap(),
+        Some(provider),
+        Arc::new(LocalClaimCache::default()),
+        Arc::new(LocalRateLimiter::default()),
+        Arc::new(SystemClock),
+        WorkerConfig::default(),
+    ));
+    let payload = serde_json::to_vec(&job).unwrap();
+    let handles: Vec<_> = (0..8)
+        .map(|_| {
+            let (worker, payload) = (worker.clone(), payload.clone());
+            tokio::spawn(async move { worker.handle(&payload).await.unwrap() })
+        })
+        .collect();
+    let outcomes: Vec<Outcome> = futures::future::join_all(handles)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
+    let finished = outcomes
+        .iter()
+        .filter(|o| matches!(o, Outcome::Finished(_)))
+        .count();
+    assert_eq!(finished, 1, "{outcomes:?}");
+    assert_eq!(smtp.wait_for(1, WAIT).await.len(), 1);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(smtp.count(), 1);
+}
+
+#[tokio::test]
+async fn poison_records_go_to_the_dlq_with_a_reason_and_the_pipeline_keeps_going() {
+    let app = TestApp::spawn().await;
+    ada(&app).await;
+    let topics = app.bus().topics().clone();
+    app.bus()
+        .publish(&topics.events(), "x", b"{this is not json")
+        .await
+        .unwrap();
+    let unknown_template =
+        json!({"event_id": "e-unknown", "template": "nope", "recipients": ["ada"]});
+    app.bus()
+        .publish(
+            &topics.events(),
+            "ada",
+            unknown_template.to_string().as_bytes(),
+        )
+        .await
+        .unwrap();
+    app.bus()
+        .publish(&topics.deliveries(Channel::Sms), "ada", b"[]")
+        .await
+        .unwrap();
+
+    let id = app.send(welcome(&["ada"], &["in_app"])).await;
+    assert_eq!(
+        delivery(&app.settled(&id, 1).await, "in_app")["state"],
+        "sent"
+    );
+
+    let letters = app
+        .eventually(
+            "three dead letters",
+            || dead_letters(&app),
+            |l| l.len() == 3,
+        )
+        .await;
+    let find = |stage: &str, needle: &str| {
+        letters
+            .iter()
+            .any(|l| l.stage == stage && l.reason.contains(needle))
+    };
+    assert!(find("router", "not a notification event"), "{letters:#?}");
+    assert!(find("router", "unknown template nope"), "{letters:#?}");
+    assert!(find("worker.sms", "not a delivery job"), "{letters:#?}");
+    assert!(letters
+        .iter()
+        .any(|l| l.payload == "{this is not json" && l.topic == "herald.events"));
+}
+
+#[tokio::test]
+async fn an_event_published_straight_to_the_bus_is_delivered_once_per_event_id() {
+    let app = TestApp::with_smtp().await;
+    let smtp = app.smtp.clone().unwrap();
+    ada(&app).await;
+    let event = json!({"event_id": "order-981-shipped", "template": "order_shipped", "recipients": ["ada", "ghost"],
+        "channels": ["email"], "params": {"name": "Ada", "order_id": "981", "carrier": "DHL", "tracking_url": "https://t.example/981"}});
+    let topic = app.bus().topics().events();
+    for _ in 0..2 {
+        app.bus()
+            .publish(&topic, "ada", event.to_string().as_bytes())
+            .await
+            .unwrap();
+    }
+    let id = NotificationId::from_event_id("order-981-shipped").to_string();
+    let path = format!("/v1/notifications/{id}");
+    let n = app
+        .eventually(
+            "the notification",
+            || app.request(reqwest::Method::GET, &path, None),
+            |(s, _)| *s == 200,
+        )
+        .await
+        .1;
+    assert_eq!(n["source"], "bus");
+    let n = app.settled(&id, 2).await;
+    let list = n["deliveries"].as_array().unwrap();
+    let ghost = list.iter().find(|d| d["user_id"] == "ghost").unwrap();
+    assert_eq!(
+        (ghost["state"].as_str(), ghost["last_error"].as_str()),
+        (Some("suppressed"), Some("unknown_user"))
+    );
+    drained(&app, topic.name()).await;
+    drained(&app, "herald.deliveries.email").await;
+    assert_eq!(smtp.wait_for(1, WAIT).await.len(), 1);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(smtp.count(), 1, "the second copy of the event sent nothing");
+}
+
+#[tokio::test]
+async fn a_notification_committed_just_before_a_crash_is_delivered_after_restart() {
+    let mut app = TestApp::spawn().await;
+    ada(&app).await;
+    app.stop().await;
+
+    // The state a crash between the API's commit and the relay's publish leaves.
+    let db = Db::connect(
+        &format!("sqlite://{}", app.data_dir.join("herald.db").display()),
+        2,
+    )
+    .await
+    .unwrap();
+    let store = Store::new(db);
+    let event: NotificationEvent = serde_json::from_value(json!({"event_id": NotificationId::new().to_string(),
+        "template": "welcome", "recipients": ["ada"], "channels": ["in_app"], "params": {"name": "Ada", "app_name": "Acme"}}))
+    .unwrap();
+    let id = event.notification_id().to_string();
+    store
+        .create_notification(CreateNotification {
+            event: &event,
+            idempotency: None,
+            announce: OutboxMessage::new("events", "ada", serde_json::to_string(&event).unwrap()),
+            now: chrono::Utc::now(),
+        })
+        .await
+        .unwrap();
+    store.db().close().await;
+
+    app.start().await;
+    let n = app.settled(&id, 1).await;
+    assert_eq!(delivery(&n, "in_app")["state"], "sent");
+    assert_eq!(app.store().outbox_len().await.unwrap(), 0);
+}
