@@ -4,6 +4,7 @@
 mod support;
 
 mod bad_requests;
+mod binary;
 mod delivery;
 mod idempotency;
 mod inbox;
