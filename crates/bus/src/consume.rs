@@ -99,6 +99,7 @@ pub async fn consume(
         // Reap finished tasks so the set does not grow without bound.
         while in_flight.try_join_next().is_some() {}
     }
+    while in_flight.try_join_next().is_some() {}
     tracing::info!(topic = %topic, in_flight = in_flight.len(), "draining");
     while in_flight.join_next().await.is_some() {}
     Ok(())
