@@ -153,6 +153,10 @@ impl Bus for EmbeddedBus {
     fn topics(&self) -> &Topics {
         &self.topics
     }
+
+    async fn backlog(&self, topic: &Topic, _group: &str) -> Result<Option<i64>, BusError> {
+        self.len(topic).await.map(Some)
+    }
 }
 
 struct EmbeddedConsumer {

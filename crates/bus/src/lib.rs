@@ -12,6 +12,7 @@ mod consume;
 mod dead_letter;
 mod embedded;
 mod error;
+mod kafka;
 mod topic;
 
 use async_trait::async_trait;
@@ -20,6 +21,7 @@ pub use consume::{consume, dead_letter, ConsumeOptions, HandleError, Handler};
 pub use dead_letter::DeadLetter;
 pub use embedded::{EmbeddedBus, EmbeddedConfig};
 pub use error::BusError;
+pub use kafka::{KafkaBus, KafkaConfig};
 pub use topic::{Topic, Topics};
 
 /// Publishes to topics.
@@ -42,6 +44,10 @@ pub trait Bus: Send + Sync + 'static {
 
     /// Checks the bus can be reached, for readiness probes.
     async fn ping(&self) -> Result<(), BusError>;
+
+    /// Records on `topic` that consumer group `group` has not finished, if
+    /// the bus can tell: the queue lag, for metrics and autoscaling.
+    async fn backlog(&self, topic: &Topic, group: &str) -> Result<Option<i64>, BusError>;
 
     /// The topic names in use.
     fn topics(&self) -> &Topics;

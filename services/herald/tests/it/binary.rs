@@ -27,12 +27,19 @@ fn start(data_dir: &std::path::Path) -> Herald {
     let stdout = child.stdout.take().expect("stdout");
     let mut line = String::new();
     BufReader::new(stdout).read_line(&mut line).expect("a line");
-    let base = line.trim().strip_prefix("herald is listening on ").expect("the listening line").to_owned();
+    let base = line
+        .trim()
+        .strip_prefix("herald is listening on ")
+        .expect("the listening line")
+        .to_owned();
     Herald { child, base }
 }
 
 fn signal(child: &Child, name: &str) {
-    let status = Command::new("kill").args(["-s", name, &child.id().to_string()]).status().expect("kill");
+    let status = Command::new("kill")
+        .args(["-s", name, &child.id().to_string()])
+        .status()
+        .expect("kill");
     assert!(status.success());
 }
 
@@ -52,7 +59,11 @@ async fn herald_serve_runs_on_defaults_and_a_signal_stops_it_without_losing_work
     let dir = tempfile::tempdir().unwrap();
     let mut herald = start(dir.path());
     let client = reqwest::Client::new();
-    let ok = client.get(format!("{}/healthz", herald.base)).send().await.unwrap();
+    let ok = client
+        .get(format!("{}/healthz", herald.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ok.status(), 200);
     client
         .put(format!("{}/v1/users/ada", herald.base))
@@ -77,7 +88,10 @@ async fn herald_serve_runs_on_defaults_and_a_signal_stops_it_without_losing_work
     // Stop at once, with work in flight; Ctrl-C is SIGINT.
     signal(&herald.child, "INT");
     assert!(wait_exit(&mut herald.child).success());
-    assert!(dir.path().join("data/herald.db").exists(), "data in ./data by default");
+    assert!(
+        dir.path().join("data/herald.db").exists(),
+        "data in ./data by default"
+    );
 
     let mut herald = start(dir.path());
     let deadline = tokio::time::Instant::now() + WAIT;
@@ -91,7 +105,12 @@ async fn herald_serve_runs_on_defaults_and_a_signal_stops_it_without_losing_work
                 .json()
                 .await
                 .unwrap();
-            let states: Vec<&str> = n["deliveries"].as_array().unwrap().iter().filter_map(|d| d["state"].as_str()).collect();
+            let states: Vec<&str> = n["deliveries"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(|d| d["state"].as_str())
+                .collect();
             if states == ["sent", "sent"] {
                 break;
             }
@@ -99,7 +118,9 @@ async fn herald_serve_runs_on_defaults_and_a_signal_stops_it_without_losing_work
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
-    let emails = std::fs::read_dir(dir.path().join("data/outbox/email")).unwrap().count();
+    let emails = std::fs::read_dir(dir.path().join("data/outbox/email"))
+        .unwrap()
+        .count();
     assert_eq!(emails, 20, "each e-mail written once");
     signal(&herald.child, "TERM");
     assert!(wait_exit(&mut herald.child).success());

@@ -1,0 +1,325 @@
+//! The Kafka bus, on rdkafka (any Kafka-API broker).
+//!
+//! Producing is idempotent (`enable.idempotence`, `acks=all`) and keyed, so
+//! one user's records stay in order within a partition. Consuming is
+//! at-least-once: offsets are stored only for records whose handling is
+//! durable, and only up to the first record still in hand, so records
+//! handled concurrently and finished out of order never move the committed
+//! offset past one that is unfinished.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer as _, StreamConsumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message as _;
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+use crate::{Acker, Bus, BusError, Consumer, Record, Topic, Topics};
+
+#[derive(Debug, Clone)]
+pub struct KafkaConfig {
+    /// `host:port[,host:port…]`
+    pub brokers: String,
+    /// How soon the group notices a dead consumer; also how long some
+    /// brokers hold a JoinGroup, so keep it short.
+    pub session_timeout: Duration,
+    /// Partitions for topics Herald creates.
+    pub partitions: i32,
+    pub replication: i32,
+    /// How long a publish may wait for the broker's acknowledgement.
+    pub publish_timeout: Duration,
+}
+
+impl KafkaConfig {
+    pub fn new(brokers: impl Into<String>) -> Self {
+        KafkaConfig {
+            brokers: brokers.into(),
+            session_timeout: Duration::from_secs(10),
+            partitions: 8,
+            replication: 1,
+            publish_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct KafkaBus {
+    producer: FutureProducer,
+    config: KafkaConfig,
+    topics: Topics,
+}
+
+fn kafka(e: KafkaError) -> BusError {
+    BusError::Kafka(e.to_string())
+}
+
+impl KafkaBus {
+    pub fn connect(config: KafkaConfig, topics: Topics) -> Result<Self, BusError> {
+        let producer: FutureProducer = ClientConfig::new()
+            .set("bootstrap.servers", &config.brokers)
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("linger.ms", "5")
+            .set(
+                "message.timeout.ms",
+                config.publish_timeout.as_millis().to_string(),
+            )
+            .create()
+            .map_err(kafka)?;
+        Ok(KafkaBus {
+            producer,
+            config,
+            topics,
+        })
+    }
+
+    /// Creates every Herald topic that does not exist yet.
+    pub async fn ensure_topics(&self) -> Result<(), BusError> {
+        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+            .set("bootstrap.servers", &self.config.brokers)
+            .create()
+            .map_err(kafka)?;
+        let names: Vec<Topic> = self.topics.all();
+        let new: Vec<NewTopic> = names
+            .iter()
+            .map(|t| {
+                NewTopic::new(
+                    t.name(),
+                    self.config.partitions,
+                    TopicReplication::Fixed(self.config.replication),
+                )
+            })
+            .collect();
+        let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+        for result in admin.create_topics(&new, &options).await.map_err(kafka)? {
+            match result {
+                Ok(name) => {
+                    tracing::info!(topic = %name, partitions = self.config.partitions, "created topic")
+                }
+                Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((name, code)) => {
+                    return Err(BusError::Kafka(format!("creating topic {name}: {code}")))
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn consumer_config(&self, group: &str) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", &self.config.brokers)
+            .set("group.id", group)
+            .set("enable.auto.commit", "true")
+            .set("auto.commit.interval.ms", "1000")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set(
+                "session.timeout.ms",
+                self.config.session_timeout.as_millis().to_string(),
+            )
+            .set(
+                "heartbeat.interval.ms",
+                (self.config.session_timeout.as_millis() / 3)
+                    .max(100)
+                    .to_string(),
+            );
+        config
+    }
+}
+
+#[async_trait]
+impl Bus for KafkaBus {
+    async fn publish(&self, topic: &Topic, key: &str, payload: &[u8]) -> Result<(), BusError> {
+        let record = FutureRecord::to(topic.name()).key(key).payload(payload);
+        self.producer
+            .send(record, self.config.publish_timeout)
+            .await
+            .map(|_| ())
+            .map_err(|(e, _)| kafka(e))
+    }
+
+    async fn publish_all(&self, messages: &[(Topic, String, Vec<u8>)]) -> Result<(), BusError> {
+        let sends = messages.iter().map(|(topic, key, payload)| {
+            let record = FutureRecord::to(topic.name())
+                .key(key.as_str())
+                .payload(payload.as_slice());
+            self.producer.send(record, self.config.publish_timeout)
+        });
+        for result in futures::future::join_all(sends).await {
+            result.map_err(|(e, _)| kafka(e))?;
+        }
+        Ok(())
+    }
+
+    async fn subscribe(&self, topic: &Topic, group: &str) -> Result<Box<dyn Consumer>, BusError> {
+        let consumer: StreamConsumer = self.consumer_config(group).create().map_err(kafka)?;
+        consumer.subscribe(&[topic.name()]).map_err(kafka)?;
+        tracing::info!(topic = %topic, group, "joined consumer group");
+        Ok(Box::new(KafkaConsumer {
+            consumer: Arc::new(consumer),
+            offsets: Arc::default(),
+        }))
+    }
+
+    async fn ping(&self) -> Result<(), BusError> {
+        let producer = self.producer.clone();
+        tokio::task::spawn_blocking(move || {
+            producer
+                .client()
+                .fetch_metadata(None, Duration::from_secs(5))
+                .map(|_| ())
+                .map_err(kafka)
+        })
+        .await
+        .map_err(|e| BusError::Kafka(e.to_string()))?
+    }
+
+    fn topics(&self) -> &Topics {
+        &self.topics
+    }
+
+    async fn backlog(&self, topic: &Topic, group: &str) -> Result<Option<i64>, BusError> {
+        let consumer: BaseConsumer = self.consumer_config(group).create().map_err(kafka)?;
+        let topic = topic.name().to_owned();
+        tokio::task::spawn_blocking(move || {
+            let timeout = Duration::from_secs(5);
+            let metadata = consumer
+                .fetch_metadata(Some(&topic), timeout)
+                .map_err(kafka)?;
+            let mut tpl = TopicPartitionList::new();
+            for t in metadata.topics() {
+                for p in t.partitions() {
+                    tpl.add_partition(&topic, p.id());
+                }
+            }
+            let committed = consumer.committed_offsets(tpl, timeout).map_err(kafka)?;
+            let mut backlog = 0i64;
+            for element in committed.elements() {
+                let (low, high) = consumer
+                    .fetch_watermarks(&topic, element.partition(), timeout)
+                    .map_err(kafka)?;
+                let position = match element.offset() {
+                    Offset::Offset(o) => o,
+                    _ => low,
+                };
+                backlog += (high - position).max(0);
+            }
+            Ok(Some(backlog))
+        })
+        .await
+        .map_err(|e| BusError::Kafka(e.to_string()))?
+    }
+}
+
+/// Records in hand per partition, so only a finished prefix is committed.
+#[derive(Default)]
+struct PartitionOffsets {
+    in_hand: BTreeSet<i64>,
+    highest_done: Option<i64>,
+}
+
+impl PartitionOffsets {
+    /// The next offset the group may resume from, after `offset` is done.
+    fn done(&mut self, offset: i64) -> Option<i64> {
+        self.in_hand.remove(&offset);
+        self.highest_done = Some(self.highest_done.map_or(offset, |h| h.max(offset)));
+        match self.in_hand.first() {
+            Some(&first) => Some(first),
+            None => self.highest_done.map(|h| h + 1),
+        }
+    }
+}
+
+type OffsetBook = Arc<Mutex<HashMap<(String, i32), PartitionOffsets>>>;
+
+struct KafkaConsumer {
+    consumer: Arc<StreamConsumer>,
+    offsets: OffsetBook,
+}
+
+#[async_trait]
+impl Consumer for KafkaConsumer {
+    async fn recv(&mut self) -> Result<Record, BusError> {
+        let message = self.consumer.recv().await.map_err(kafka)?;
+        let (topic, partition, offset) = (
+            message.topic().to_owned(),
+            message.partition(),
+            message.offset(),
+        );
+        {
+            let mut book = self.offsets.lock().unwrap_or_else(|p| p.into_inner());
+            book.entry((topic.clone(), partition))
+                .or_default()
+                .in_hand
+                .insert(offset);
+        }
+        let key = message
+            .key()
+            .map(|k| String::from_utf8_lossy(k).into_owned())
+            .unwrap_or_default();
+        let payload = message.payload().map(<[u8]>::to_vec).unwrap_or_default();
+        drop(message);
+        let acker = KafkaAcker {
+            consumer: self.consumer.clone(),
+            offsets: self.offsets.clone(),
+            topic: topic.clone(),
+            partition,
+            offset,
+        };
+        Ok(Record::new(topic, key, payload, 1, Box::new(acker)))
+    }
+}
+
+struct KafkaAcker {
+    consumer: Arc<StreamConsumer>,
+    offsets: OffsetBook,
+    topic: String,
+    partition: i32,
+    offset: i64,
+}
+
+#[async_trait]
+impl Acker for KafkaAcker {
+    async fn ack(&self) -> Result<(), BusError> {
+        let next = {
+            let mut book = self.offsets.lock().unwrap_or_else(|p| p.into_inner());
+            book.entry((self.topic.clone(), self.partition))
+                .or_default()
+                .done(self.offset)
+        };
+        let Some(next) = next else { return Ok(()) };
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(&self.topic, self.partition, Offset::Offset(next))
+            .map_err(kafka)?;
+        if let Err(e) = self.consumer.store_offsets(&tpl) {
+            // After a rebalance the partition may be someone else's; its new
+            // owner handles the record again, which is safe.
+            tracing::debug!(topic = %self.topic, partition = self.partition, error = %e, "offset not stored");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PartitionOffsets;
+
+    #[test]
+    fn only_a_finished_prefix_of_offsets_is_committed() {
+        let mut p = PartitionOffsets::default();
+        p.in_hand.extend([10, 11, 12, 13]);
+        assert_eq!(p.done(12), Some(10), "10 and 11 are still in hand");
+        assert_eq!(p.done(10), Some(11));
+        assert_eq!(p.done(13), Some(11));
+        assert_eq!(p.done(11), Some(14), "all done: resume after the highest");
+        p.in_hand.insert(14);
+        assert_eq!(p.done(14), Some(15));
+    }
+}
