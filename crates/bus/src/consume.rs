@@ -114,7 +114,15 @@ async fn handle_one(
 ) {
     let mut wait = options.retry_initial;
     loop {
-        match handler.handle(&record).await {
+        let result = handler.handle(&record).await;
+        let label = match &result {
+            Ok(()) => "ok",
+            Err(HandleError::Poison(_)) => "poison",
+            Err(HandleError::Retry(_)) => "retry",
+        };
+        metrics::counter!(herald_telemetry::RECORDS_CONSUMED, "stage" => options.stage.clone(), "result" => label)
+            .increment(1);
+        match result {
             Ok(()) => break,
             Err(HandleError::Poison(reason)) => {
                 tracing::warn!(topic = %record.topic, key = %record.key, stage = %options.stage, %reason, "dead-lettering");
@@ -122,6 +130,8 @@ async fn handle_one(
                     tracing::error!(error = %e, "cannot write to the DLQ; the record will be handed out again");
                     return;
                 }
+                metrics::counter!(herald_telemetry::DEAD_LETTERS, "stage" => options.stage.clone())
+                    .increment(1);
                 break;
             }
             Err(HandleError::Retry(reason)) => {

@@ -96,6 +96,27 @@ impl Db {
         Ok(())
     }
 
+    /// Fails unless every migration this build knows has been applied.
+    pub async fn check_migrated(&self) -> Result<(), StoreError> {
+        let migrator = match self.dialect {
+            Dialect::Sqlite => &SQLITE_MIGRATIONS,
+            Dialect::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        let expected = migrator.iter().map(|m| m.version).max().unwrap_or(0);
+        let applied: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success")
+                .fetch_one(&self.read)
+                .await
+                .map_err(|_| StoreError::NotMigrated {
+                    expected,
+                    applied: None,
+                })?;
+        if applied.unwrap_or(0) < expected {
+            return Err(StoreError::NotMigrated { expected, applied });
+        }
+        Ok(())
+    }
+
     pub async fn close(&self) {
         self.write.close().await;
         self.read.close().await;

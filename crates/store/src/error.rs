@@ -10,6 +10,8 @@ pub enum StoreError {
     Corrupt { what: &'static str, detail: String },
     #[error("unsupported database url {0:?}: expected sqlite:… or postgres://…")]
     UnsupportedUrl(String),
+    #[error("the database schema is at migration {applied:?}, this build needs {expected}: run `herald migrate`")]
+    NotMigrated { expected: i64, applied: Option<i64> },
     #[error("cannot create the data directory {path}: {source}")]
     DataDir {
         path: String,
@@ -33,7 +35,7 @@ impl StoreError {
             StoreError::Migration(_)
             | StoreError::Corrupt { .. }
             | StoreError::UnsupportedUrl(_) => false,
-            StoreError::DataDir { .. } => false,
+            StoreError::DataDir { .. } | StoreError::NotMigrated { .. } => false,
         }
     }
 

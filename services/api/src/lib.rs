@@ -6,6 +6,7 @@
 //! row in one transaction and answers 202; the [`OutboxRelay`] publishes the
 //! row to the events topic afterwards.
 
+mod auth;
 mod error;
 mod extract;
 mod health;
@@ -13,12 +14,14 @@ mod inbox;
 mod model;
 mod notifications;
 mod openapi;
+pub mod ops;
 mod relay;
 mod users;
 
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
+use axum::middleware;
 use axum::routing::{get, post, put};
 use herald_bus::Bus;
 use herald_domain::Clock;
@@ -27,6 +30,8 @@ use herald_templates::TemplateStore;
 use tokio::sync::Notify;
 use tower_http::trace::TraceLayer;
 
+use auth::Required;
+pub use auth::{hash_key, ApiKeys, KeyConfigError, Scope};
 pub use error::ApiError;
 pub use openapi::ApiDoc;
 pub use relay::{OutboxRelay, RelayConfig};
@@ -35,12 +40,15 @@ pub use relay::{OutboxRelay, RelayConfig};
 pub struct ApiConfig {
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// Keys and scopes; empty leaves the API open (loopback only).
+    pub keys: ApiKeys,
 }
 
 impl Default for ApiConfig {
     fn default() -> Self {
         ApiConfig {
             max_body_bytes: 256 * 1024,
+            keys: ApiKeys::default(),
         }
     }
 }
@@ -56,12 +64,26 @@ pub struct AppState {
     pub relay_wake: Arc<Notify>,
 }
 
+fn scoped(
+    routes: axum::Router<AppState>,
+    keys: &ApiKeys,
+    scopes: &'static [Scope],
+) -> axum::Router<AppState> {
+    let required = Required {
+        keys: keys.clone(),
+        scopes,
+    };
+    routes.route_layer(middleware::from_fn_with_state(required, auth::require))
+}
+
 /// The API's routes, ready to serve.
 pub fn router(state: AppState, config: &ApiConfig) -> axum::Router {
-    axum::Router::new()
+    let send = axum::Router::new()
         .route("/v1/notifications", post(notifications::send))
         .route("/v1/notifications/{id}", get(notifications::get))
         .route("/v1/users/{id}", put(users::put_user).get(users::get_user))
+        .route("/v1/templates", get(notifications::list_templates));
+    let send_or_inbox = axum::Router::new()
         .route(
             "/v1/users/{id}/devices",
             post(users::add_device).get(users::list_devices),
@@ -74,14 +96,20 @@ pub fn router(state: AppState, config: &ApiConfig) -> axum::Router {
         .route(
             "/v1/users/{id}/inbox/{message}/read",
             post(inbox::mark_read),
-        )
-        .route("/v1/templates", get(notifications::list_templates))
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
+        );
+    axum::Router::new()
+        .merge(scoped(send, &config.keys, &[Scope::Send]))
+        .merge(scoped(
+            send_or_inbox,
+            &config.keys,
+            &[Scope::Send, Scope::Inbox],
+        ))
+        .merge(ops::routes())
         .route("/openapi.json", get(openapi::serve))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
+        .layer(middleware::from_fn(ops::count_requests))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -89,6 +89,7 @@ impl OutboxRelay {
         self.bus.publish_all(&messages).await?;
         let ids: Vec<i64> = batch.iter().map(|m| m.id).collect();
         self.store.delete_outbox(&ids).await?;
+        metrics::counter!(herald_telemetry::OUTBOX_RELAYED).increment(batch.len() as u64);
         Ok(batch.len())
     }
 

@@ -1,25 +1,45 @@
-//! Wiring: build every part from the configuration and run them together.
+//! Wiring: build every part from the configuration and run the parts a
+//! process's role asks for. This is the one place that picks implementations.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
-use herald_api::{ApiConfig, AppState, OutboxRelay, RelayConfig};
-use herald_bus::{consume, Bus, ConsumeOptions, EmbeddedBus, EmbeddedConfig, Handler, Topics};
+use anyhow::{bail, Context};
+use herald_api::{ApiConfig, ApiKeys, AppState, OutboxRelay, RelayConfig};
+use herald_bus::{
+    consume, Bus, ConsumeOptions, EmbeddedBus, EmbeddedConfig, Handler, KafkaBus, KafkaConfig,
+    Topic, Topics,
+};
 use herald_domain::{Channel, Clock, RetryPolicy, SystemClock};
 use herald_providers::{EmailIdentity, FileSink, Provider, SmtpProvider};
 use herald_router::Router;
-use herald_store::{Db, Store};
+use herald_store::{Db, Dialect, Store};
 use herald_templates::TemplateStore;
 use herald_workers::{
-    ChannelWorker, LocalClaimCache, LocalRateLimiter, ReceiptConsumer, WorkerConfig,
+    ChannelWorker, ClaimCache, LocalClaimCache, LocalRateLimiter, RateLimiter, ReceiptConsumer,
+    RedisClaimCache, RedisLink, RedisRateLimiter, WorkerConfig,
 };
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::Config;
+
+/// Which parts a process runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Role {
+    /// Everything in one process: `herald serve`.
+    All,
+    /// The HTTP API and the outbox relay.
+    Api,
+    /// Events to delivery jobs.
+    Router,
+    /// The workers of these channels.
+    Workers(Vec<Channel>),
+    /// The receipt consumer.
+    Receipts,
+}
 
 /// A started Herald: its address, its parts, and the handle to stop it.
 pub struct Running {
@@ -38,6 +58,12 @@ impl Running {
         self.store.db().close().await;
     }
 
+    /// Stops at once, abandoning work in hand, as a crash would (for tests).
+    pub async fn abort(mut self) {
+        self.tasks.abort_all();
+        while self.tasks.join_next().await.is_some() {}
+    }
+
     /// Waits until every part has stopped (after `shutdown` is cancelled).
     pub async fn wait(mut self) {
         while let Some(result) = self.tasks.join_next().await {
@@ -49,28 +75,125 @@ impl Running {
     }
 }
 
-/// Opens the database and applies migrations.
-pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
-    let db = Db::connect(&config.database_url, 16)
+/// The stateful parts, chosen from configuration.
+pub struct Backends {
+    pub store: Store,
+    pub bus: Arc<dyn Bus>,
+    pub claims: Arc<dyn ClaimCache>,
+    pub limiter: Arc<dyn RateLimiter>,
+}
+
+/// Opens the database; applies migrations when `migrate`, else checks they were.
+pub async fn open_store(config: &Config, migrate: bool) -> anyhow::Result<Store> {
+    let db = Db::connect(&config.database_url, config.db_max_connections)
         .await
         .context("connecting to the database")?;
-    db.migrate().await.context("applying migrations")?;
+    if migrate {
+        db.migrate().await.context("applying migrations")?;
+    } else {
+        db.check_migrated()
+            .await
+            .context("checking the schema (run `herald migrate`)")?;
+    }
     Ok(Store::new(db))
 }
 
-/// Runs everything in one process: API, outbox relay, router, the four
-/// channel workers and the receipt consumer, until `shutdown`.
+fn topics(config: &Config) -> Topics {
+    Topics::new(config.topic_prefix.clone())
+}
+
+/// The Kafka bus, if configured; creating topics when `create_topics`.
+pub async fn kafka_bus(config: &Config, create_topics: bool) -> anyhow::Result<Option<KafkaBus>> {
+    let Some(brokers) = &config.kafka_brokers else {
+        return Ok(None);
+    };
+    let kafka = KafkaConfig {
+        session_timeout: config.kafka_session_timeout,
+        partitions: config.kafka_partitions,
+        ..KafkaConfig::new(brokers.clone())
+    };
+    let bus = KafkaBus::connect(kafka, topics(config)).context("connecting to Kafka")?;
+    if create_topics {
+        bus.ensure_topics().await.context("creating Kafka topics")?;
+    }
+    Ok(Some(bus))
+}
+
+impl Backends {
+    /// `setup` (serve, migrate) may create schema and topics; a service on
+    /// its own only checks they exist.
+    pub async fn open(config: &Config, setup: bool) -> anyhow::Result<Backends> {
+        let store = open_store(config, setup || config.database_url.starts_with("sqlite")).await?;
+        let bus: Arc<dyn Bus> = match kafka_bus(config, setup).await? {
+            Some(kafka) => Arc::new(kafka),
+            None if store.db().dialect() == Dialect::Sqlite => Arc::new(
+                EmbeddedBus::open(store.db().clone(), topics(config), EmbeddedConfig::default())
+                    .await
+                    .context("opening the embedded bus")?,
+            ),
+            None => bail!("the embedded bus lives in the SQLite file; with PostgreSQL set HERALD_KAFKA_BROKERS"),
+        };
+        bus.ping().await.context("reaching the bus")?;
+        let rates = config
+            .rate_limits
+            .iter()
+            .map(|(c, r)| (c.as_str().to_owned(), *r));
+        let (claims, limiter): (Arc<dyn ClaimCache>, Arc<dyn RateLimiter>) = match &config.redis_url
+        {
+            Some(url) => {
+                let link =
+                    RedisLink::new(url, Duration::from_secs(1)).context("HERALD_REDIS_URL")?;
+                (
+                    Arc::new(RedisClaimCache::new(
+                        link.clone(),
+                        config.redis_prefix.clone(),
+                    )),
+                    Arc::new(RedisRateLimiter::new(
+                        link,
+                        config.redis_prefix.clone(),
+                        rates,
+                    )),
+                )
+            }
+            None => (
+                Arc::new(LocalClaimCache::default()),
+                Arc::new(LocalRateLimiter::new(rates)),
+            ),
+        };
+        Ok(Backends {
+            store,
+            bus,
+            claims,
+            limiter,
+        })
+    }
+}
+
+/// Runs everything in one process until `shutdown`: `herald serve`.
 pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Result<Running> {
+    start(config, Role::All, shutdown).await
+}
+
+/// Starts the parts `role` asks for, plus an HTTP server: the API for
+/// `All` and `Api`, only probes and metrics for the others.
+pub async fn start(
+    config: Config,
+    role: Role,
+    shutdown: CancellationToken,
+) -> anyhow::Result<Running> {
+    check_exposure(&config)?;
+    let keys = ApiKeys::parse(config.api_keys.as_deref().unwrap_or_default())?;
+    herald_telemetry::prometheus();
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let templates = TemplateStore::load(&config.templates_dir)
         .with_context(|| format!("loading templates from {}", config.templates_dir.display()))?;
-    let store = open_store(&config).await?;
-    let topics = Topics::new(config.topic_prefix.clone());
-    let bus: Arc<dyn Bus> = Arc::new(
-        EmbeddedBus::open(store.db().clone(), topics, EmbeddedConfig::default())
-            .await
-            .context("opening the embedded bus")?,
-    );
+    let backends = Backends::open(&config, role == Role::All).await?;
+    let Backends {
+        store,
+        bus,
+        claims,
+        limiter,
+    } = backends;
 
     let mut tasks = JoinSet::new();
     let relay_wake = Arc::new(Notify::new());
@@ -81,61 +204,73 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         clock: clock.clone(),
         relay_wake: relay_wake.clone(),
     };
-    let api = herald_api::router(
-        state,
-        &ApiConfig {
-            max_body_bytes: config.max_body_bytes,
-        },
-    );
+    let serves_api = matches!(role, Role::All | Role::Api);
+    let http = if serves_api {
+        herald_api::router(
+            state,
+            &ApiConfig {
+                max_body_bytes: config.max_body_bytes,
+                keys,
+            },
+        )
+    } else {
+        herald_api::ops::standalone(state)
+    };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr()?;
     let http_shutdown = shutdown.clone();
     tasks.spawn(async move {
-        let served = axum::serve(listener, api)
+        let served = axum::serve(listener, http)
             .with_graceful_shutdown(http_shutdown.cancelled_owned())
             .await;
         if let Err(e) = served {
             tracing::error!(error = %e, "HTTP server failed");
         }
     });
-    let relay = OutboxRelay::new(
-        store.clone(),
-        bus.clone(),
-        clock.clone(),
-        relay_wake,
-        RelayConfig::default(),
-    );
-    tasks.spawn(relay.run(shutdown.clone()));
 
-    let router = Router::new(store.clone(), bus.clone(), templates.clone(), clock.clone());
-    spawn_consumer(
-        &mut tasks,
-        &bus,
-        bus.topics().events(),
-        Arc::new(router),
-        "router",
-        config.router_concurrency,
-        &shutdown,
-    );
-
-    let claims = Arc::new(LocalClaimCache::default());
-    let limiter = Arc::new(LocalRateLimiter::new(
-        config
-            .rate_limits
-            .iter()
-            .map(|(channel, rate)| (channel.as_str().to_owned(), *rate)),
-    ));
+    let mut consumers = Consumers {
+        tasks: &mut tasks,
+        bus: &bus,
+        shutdown: &shutdown,
+        prefix: &config.topic_prefix,
+        watched: Vec::new(),
+    };
+    if serves_api {
+        let relay = OutboxRelay::new(
+            store.clone(),
+            bus.clone(),
+            clock.clone(),
+            relay_wake,
+            RelayConfig::default(),
+        );
+        consumers.tasks.spawn(relay.run(shutdown.clone()));
+    }
+    if matches!(role, Role::All | Role::Router) {
+        let router = Router::new(store.clone(), bus.clone(), templates.clone(), clock.clone());
+        consumers.spawn(
+            bus.topics().events(),
+            Arc::new(router),
+            "router",
+            config.router_concurrency,
+        );
+    }
+    let channels = match &role {
+        Role::All => Channel::ALL.to_vec(),
+        Role::Workers(channels) => channels.clone(),
+        _ => Vec::new(),
+    };
     let worker_config = WorkerConfig {
         retry: RetryPolicy {
             max_attempts: config.max_attempts,
             base_delay: config.retry_base,
             max_delay: config.retry_max,
         },
-        ..WorkerConfig::default()
+        lease: config.claim_lease,
+        worker_id: config.worker_id.clone(),
     };
-    for channel in Channel::ALL {
+    for channel in channels {
         let worker = ChannelWorker::new(
             channel,
             store.clone(),
@@ -148,28 +283,27 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
             worker_config.clone(),
         );
         let stage = format!("worker.{channel}");
-        spawn_consumer(
-            &mut tasks,
-            &bus,
+        consumers.spawn(
             bus.topics().deliveries(channel),
             Arc::new(worker),
             &stage,
             config.worker_concurrency,
-            &shutdown,
         );
     }
-    let receipts = ReceiptConsumer::new(store.clone(), clock.clone());
-    spawn_consumer(
-        &mut tasks,
-        &bus,
-        bus.topics().receipts(),
-        Arc::new(receipts),
-        "receipts",
-        config.router_concurrency,
-        &shutdown,
-    );
+    if matches!(role, Role::All | Role::Receipts) {
+        let receipts = ReceiptConsumer::new(store.clone(), clock.clone());
+        consumers.spawn(
+            bus.topics().receipts(),
+            Arc::new(receipts),
+            "receipts",
+            config.router_concurrency,
+        );
+    }
+    let watched = std::mem::take(&mut consumers.watched);
+    tasks.spawn(watch_backlog(bus.clone(), watched, shutdown.clone()));
 
-    tracing::info!(%addr, database = %herald_store::redact_url(&config.database_url), "herald is serving");
+    tracing::info!(%addr, ?role, database = %herald_store::redact_url(&config.database_url),
+        kafka = config.kafka_brokers.is_some(), redis = config.redis_url.is_some(), "herald is running");
     Ok(Running {
         addr,
         store,
@@ -179,23 +313,65 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     })
 }
 
-fn spawn_consumer(
-    tasks: &mut JoinSet<()>,
-    bus: &Arc<dyn Bus>,
-    topic: herald_bus::Topic,
-    handler: Arc<dyn Handler>,
-    stage: &str,
-    concurrency: usize,
-    shutdown: &CancellationToken,
+/// Refuses to serve an open API beyond this machine.
+fn check_exposure(config: &Config) -> anyhow::Result<()> {
+    let has_keys = config
+        .api_keys
+        .as_deref()
+        .is_some_and(|k| !k.trim().is_empty());
+    if !config.listen.ip().is_loopback() && !has_keys {
+        bail!(
+            "refusing to listen on {} without API keys: set HERALD_API_KEYS, or listen on 127.0.0.1",
+            config.listen
+        );
+    }
+    Ok(())
+}
+
+struct Consumers<'a> {
+    tasks: &'a mut JoinSet<()>,
+    bus: &'a Arc<dyn Bus>,
+    shutdown: &'a CancellationToken,
+    prefix: &'a str,
+    watched: Vec<(Topic, String)>,
+}
+
+impl Consumers<'_> {
+    fn spawn(&mut self, topic: Topic, handler: Arc<dyn Handler>, stage: &str, concurrency: usize) {
+        let group = format!("{}{stage}", self.prefix);
+        self.watched.push((topic.clone(), group.clone()));
+        let options = ConsumeOptions::new(stage, group, concurrency);
+        let (bus, shutdown) = (self.bus.clone(), self.shutdown.clone());
+        self.tasks.spawn(async move {
+            let stage = options.stage.clone();
+            if let Err(e) = consume(bus, topic, handler, options, shutdown).await {
+                tracing::error!(%stage, error = %e, "consumer stopped");
+            }
+        });
+    }
+}
+
+/// Publishes each consumed topic's backlog as a gauge, for dashboards and
+/// autoscaling on lag.
+async fn watch_backlog(
+    bus: Arc<dyn Bus>,
+    watched: Vec<(Topic, String)>,
+    shutdown: CancellationToken,
 ) {
-    let options = ConsumeOptions::new(stage, format!("herald.{stage}"), concurrency);
-    let (bus, shutdown) = (bus.clone(), shutdown.clone());
-    tasks.spawn(async move {
-        let stage = options.stage.clone();
-        if let Err(e) = consume(bus, topic, handler, options, shutdown).await {
-            tracing::error!(%stage, error = %e, "consumer stopped");
+    loop {
+        for (topic, group) in &watched {
+            match bus.backlog(topic, group).await {
+                Ok(Some(n)) => metrics::gauge!(herald_telemetry::QUEUE_BACKLOG, "topic" => topic.name().to_owned())
+                    .set(n as f64),
+                Ok(None) => {}
+                Err(e) => tracing::debug!(topic = %topic, error = %e, "backlog unknown"),
+            }
         }
-    });
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(15)) => {}
+        }
+    }
 }
 
 /// The provider for a channel: SMTP for e-mail when configured, the file

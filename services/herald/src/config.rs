@@ -36,6 +36,18 @@ pub struct Config {
     pub rate_limits: Vec<(Channel, NonZeroU32)>,
     pub max_body_bytes: usize,
     pub log_format: LogFormat,
+    /// Unset: the embedded bus in the SQLite file.
+    pub kafka_brokers: Option<String>,
+    pub kafka_session_timeout: Duration,
+    pub kafka_partitions: i32,
+    /// Unset: claims and rate limits in this process.
+    pub redis_url: Option<String>,
+    pub redis_prefix: String,
+    /// `HERALD_API_KEYS` as given; parsed by the API.
+    pub api_keys: Option<String>,
+    pub claim_lease: Duration,
+    pub db_max_connections: u32,
+    pub worker_id: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,6 +76,15 @@ pub const KEYS: &[&str] = &[
     "HERALD_RATE_LIMIT_SMS",
     "HERALD_MAX_BODY_BYTES",
     "HERALD_LOG_FORMAT",
+    "HERALD_KAFKA_BROKERS",
+    "HERALD_KAFKA_SESSION_TIMEOUT_MS",
+    "HERALD_KAFKA_PARTITIONS",
+    "HERALD_REDIS_URL",
+    "HERALD_REDIS_PREFIX",
+    "HERALD_API_KEYS",
+    "HERALD_CLAIM_LEASE_MS",
+    "HERALD_DB_MAX_CONNECTIONS",
+    "HERALD_WORKER_ID",
 ];
 
 impl Config {
@@ -142,9 +163,45 @@ impl Config {
                 256 * 1024,
             )?,
             log_format,
+            kafka_brokers: get("HERALD_KAFKA_BROKERS").map(str::to_owned),
+            kafka_session_timeout: Duration::from_millis(positive(
+                "HERALD_KAFKA_SESSION_TIMEOUT_MS",
+                get("HERALD_KAFKA_SESSION_TIMEOUT_MS"),
+                10_000,
+            )?),
+            kafka_partitions: positive(
+                "HERALD_KAFKA_PARTITIONS",
+                get("HERALD_KAFKA_PARTITIONS"),
+                8,
+            )?,
+            redis_url: get("HERALD_REDIS_URL").map(str::to_owned),
+            redis_prefix: get("HERALD_REDIS_PREFIX").unwrap_or("herald:").to_owned(),
+            api_keys: get("HERALD_API_KEYS").map(str::to_owned),
+            claim_lease: Duration::from_millis(positive(
+                "HERALD_CLAIM_LEASE_MS",
+                get("HERALD_CLAIM_LEASE_MS"),
+                120_000,
+            )?),
+            db_max_connections: positive(
+                "HERALD_DB_MAX_CONNECTIONS",
+                get("HERALD_DB_MAX_CONNECTIONS"),
+                16,
+            )?,
+            worker_id: get("HERALD_WORKER_ID")
+                .map(str::to_owned)
+                .unwrap_or_else(|| format!("{}-{}", hostname(), std::process::id())),
         };
         Ok(config)
     }
+}
+
+fn hostname() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "herald".to_owned())
 }
 
 fn invalid(key: &str, message: impl Into<String>) -> ConfigError {

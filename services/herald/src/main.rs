@@ -4,8 +4,10 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use herald::app::Role;
 use herald::config::LogFormat;
 use herald::Config;
+use herald_domain::Channel;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
@@ -26,8 +28,23 @@ struct Cli {
 enum Command {
     /// Runs everything in one process: API, router, workers, receipts.
     Serve,
-    /// Applies database migrations and exits.
+    /// The HTTP API and the outbox relay.
+    Api,
+    /// Routes notification events to per-channel delivery jobs.
+    Router,
+    /// Per-channel workers.
+    Workers {
+        /// Channels to work on (email, push, sms, in_app); repeat or separate
+        /// with commas. All when left out.
+        #[arg(long = "channel", value_delimiter = ',')]
+        channels: Vec<String>,
+    },
+    /// Applies receipts to delivery states.
+    Receipts,
+    /// Applies database migrations and creates Kafka topics, then exits.
     Migrate,
+    /// Prints the SHA-256 form of an API key, for HERALD_API_KEYS.
+    HashKey { key: String },
 }
 
 #[tokio::main]
@@ -35,23 +52,44 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let config = Config::load(cli.config.as_deref())?;
     init_logging(config.log_format);
-    match cli.command {
-        Command::Serve => {
-            let shutdown = CancellationToken::new();
-            let running = herald::serve(config, shutdown.clone()).await?;
-            println!("herald is listening on http://{}", running.addr);
-            wait_for_signal().await;
-            tracing::info!("shutting down: finishing work in hand");
-            shutdown.cancel();
-            running.wait().await;
+    let role = match cli.command {
+        Command::Serve => Role::All,
+        Command::Api => Role::Api,
+        Command::Router => Role::Router,
+        Command::Receipts => Role::Receipts,
+        Command::Workers { channels } => {
+            let channels: Vec<Channel> = if channels.is_empty() {
+                Channel::ALL.to_vec()
+            } else {
+                channels
+                    .iter()
+                    .map(|c| c.trim().parse())
+                    .collect::<Result<_, _>>()?
+            };
+            Role::Workers(channels)
         }
         Command::Migrate => {
-            herald::app::open_store(&config)
+            herald::app::open_store(&config, true)
                 .await
                 .context("migrating")?;
+            if herald::app::kafka_bus(&config, true).await?.is_some() {
+                println!("kafka topics ready");
+            }
             println!("migrations applied");
+            return Ok(());
         }
-    }
+        Command::HashKey { key } => {
+            println!("sha256:{}", herald_api::hash_key(&key));
+            return Ok(());
+        }
+    };
+    let shutdown = CancellationToken::new();
+    let running = herald::app::start(config, role, shutdown.clone()).await?;
+    println!("herald is listening on http://{}", running.addr);
+    wait_for_signal().await;
+    tracing::info!("shutting down: finishing work in hand");
+    shutdown.cancel();
+    running.wait().await;
     Ok(())
 }
 

@@ -124,6 +124,7 @@ impl Router {
                     RouteDecision::Deliver => {
                         let job = DeliveryJob::new(&event, user, channel, category.clone());
                         messages.push(message(self.bus.topics().deliveries(channel), user, &job)?);
+                        metrics::counter!(herald_telemetry::JOBS_ROUTED, "channel" => channel.as_str()).increment(1);
                         routed.jobs += 1;
                     }
                     RouteDecision::Suppress(_) => {
@@ -138,6 +139,9 @@ impl Router {
                             provider_message_id: None,
                             at: now,
                         };
+                        metrics::counter!(herald_telemetry::SUPPRESSED, "channel" => channel.as_str(),
+                            "reason" => receipt.reason.clone().unwrap_or_default())
+                        .increment(1);
                         messages.push(message(self.bus.topics().receipts(), user, &receipt)?);
                         routed.suppressed += 1;
                     }

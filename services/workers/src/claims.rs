@@ -1,8 +1,13 @@
-//! The fast path in front of the database claim: deliveries known to be done.
+//! The fast path in front of the database claim.
 //!
-//! The database's conditional update decides who may send. This cache only
-//! lets a redelivered job for a finished delivery skip the database, and it
-//! is written after the receipt is out, so skipping never loses a receipt.
+//! Before the conditional database update that decides who may send, a
+//! worker asks a [`ClaimCache`]: is this delivery finished already (skip it
+//! without touching the database), or being sent by another worker right now
+//! (wait)? The cache is only a hint. When it is unreachable, or forgets, the
+//! database still lets exactly one worker through.
+//!
+//! [`RedisClaimCache`] shares the hint across replicas with `SET NX PX`;
+//! [`LocalClaimCache`] keeps it in this process for the embedded set.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -11,28 +16,49 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use herald_domain::DeliveryId;
 
-#[async_trait]
-pub trait ClaimCache: Send + Sync + 'static {
-    /// Was this delivery finished and reported?
-    async fn is_done(&self, id: DeliveryId) -> bool;
-    /// Remember that it was, for a while.
-    async fn mark_done(&self, id: DeliveryId);
+use crate::redis_link::RedisLink;
+
+/// What the cache knows about a delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimHint {
+    /// Nobody else holds it: go on to the database claim.
+    Acquired,
+    /// Finished and reported: nothing to do.
+    Done,
+    /// Another worker holds it until its lease ends.
+    HeldElsewhere,
+    /// The cache cannot say (unreachable); the database decides.
+    Unknown,
 }
 
-/// In-process cache for the embedded set: a map with expiry, pruned as it grows.
-#[derive(Debug)]
+#[async_trait]
+pub trait ClaimCache: Send + Sync + 'static {
+    /// Takes the hint-lock for `ttl` under `token`, unless finished or held.
+    async fn try_claim(&self, id: DeliveryId, token: &str, ttl: Duration) -> ClaimHint;
+    /// Remembers the delivery as finished (after its receipt is out).
+    async fn mark_done(&self, id: DeliveryId);
+    /// Gives the hint-lock back without finishing, if `token` still holds it.
+    async fn release(&self, id: DeliveryId, token: &str);
+}
+
+enum Entry {
+    Held { token: String, until: Instant },
+    Done { until: Instant },
+}
+
+/// In-process cache for the embedded set.
 pub struct LocalClaimCache {
-    ttl: Duration,
+    done_ttl: Duration,
     capacity: usize,
-    done: Mutex<HashMap<DeliveryId, Instant>>,
+    entries: Mutex<HashMap<DeliveryId, Entry>>,
 }
 
 impl LocalClaimCache {
-    pub fn new(ttl: Duration, capacity: usize) -> Self {
+    pub fn new(done_ttl: Duration, capacity: usize) -> Self {
         LocalClaimCache {
-            ttl,
+            done_ttl,
             capacity: capacity.max(1),
-            done: Mutex::default(),
+            entries: Mutex::default(),
         }
     }
 }
@@ -45,22 +71,203 @@ impl Default for LocalClaimCache {
 
 #[async_trait]
 impl ClaimCache for LocalClaimCache {
-    async fn is_done(&self, id: DeliveryId) -> bool {
-        let done = self.done.lock().unwrap_or_else(|p| p.into_inner());
-        done.get(&id).is_some_and(|at| at.elapsed() < self.ttl)
+    async fn try_claim(&self, id: DeliveryId, token: &str, ttl: Duration) -> ClaimHint {
+        let now = Instant::now();
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        match entries.get(&id) {
+            Some(Entry::Done { until }) if *until > now => return ClaimHint::Done,
+            Some(Entry::Held {
+                token: holder,
+                until,
+            }) if *until > now && holder != token => return ClaimHint::HeldElsewhere,
+            _ => {}
+        }
+        if entries.len() >= self.capacity {
+            entries.retain(|_, e| match e {
+                Entry::Held { until, .. } | Entry::Done { until } => *until > now,
+            });
+            if entries.len() >= self.capacity {
+                // Still full of live entries: forget them all. The database
+                // remains the truth, so this costs only a few lookups.
+                entries.clear();
+            }
+        }
+        entries.insert(
+            id,
+            Entry::Held {
+                token: token.to_owned(),
+                until: now + ttl,
+            },
+        );
+        ClaimHint::Acquired
     }
 
     async fn mark_done(&self, id: DeliveryId) {
-        let mut done = self.done.lock().unwrap_or_else(|p| p.into_inner());
-        if done.len() >= self.capacity {
-            let ttl = self.ttl;
-            done.retain(|_, at| at.elapsed() < ttl);
-            if done.len() >= self.capacity {
-                // Still full of live entries: forget them all; the database
-                // remains the truth, so this only costs a few lookups.
-                done.clear();
-            }
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        entries.insert(
+            id,
+            Entry::Done {
+                until: Instant::now() + self.done_ttl,
+            },
+        );
+    }
+
+    async fn release(&self, id: DeliveryId, token: &str) {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if matches!(entries.get(&id), Some(Entry::Held { token: holder, .. }) if holder == token) {
+            entries.remove(&id);
         }
-        done.insert(id, Instant::now());
+    }
+}
+
+/// The hint shared by every replica, in Redis: `SET key token NX PX ttl` to
+/// claim, the value `done` (kept a day) once finished.
+pub struct RedisClaimCache {
+    link: RedisLink,
+    prefix: String,
+    done_ttl: Duration,
+}
+
+const RELEASE: &str =
+    r"if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
+
+impl RedisClaimCache {
+    pub fn new(link: RedisLink, prefix: impl Into<String>) -> Self {
+        RedisClaimCache {
+            link,
+            prefix: prefix.into(),
+            done_ttl: Duration::from_secs(86_400),
+        }
+    }
+
+    fn key(&self, id: DeliveryId) -> String {
+        format!("{}claim:{id}", self.prefix)
+    }
+}
+
+#[async_trait]
+impl ClaimCache for RedisClaimCache {
+    async fn try_claim(&self, id: DeliveryId, token: &str, ttl: Duration) -> ClaimHint {
+        let key = self.key(id);
+        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        let result = self
+            .link
+            .run("claims", |mut conn| {
+                let (key, token) = (key.clone(), token.to_owned());
+                async move {
+                    let set: Option<String> = redis::cmd("SET")
+                        .arg(&key)
+                        .arg(&token)
+                        .arg("NX")
+                        .arg("PX")
+                        .arg(ttl_ms)
+                        .query_async(&mut conn)
+                        .await?;
+                    if set.is_some() {
+                        return Ok(ClaimHint::Acquired);
+                    }
+                    let holder: Option<String> =
+                        redis::cmd("GET").arg(&key).query_async(&mut conn).await?;
+                    Ok(match holder.as_deref() {
+                        Some("done") => ClaimHint::Done,
+                        Some(h) if h == token => ClaimHint::Acquired,
+                        Some(_) => ClaimHint::HeldElsewhere,
+                        // Expired between the two calls: let the database decide.
+                        None => ClaimHint::Unknown,
+                    })
+                }
+            })
+            .await;
+        result.unwrap_or(ClaimHint::Unknown)
+    }
+
+    async fn mark_done(&self, id: DeliveryId) {
+        let key = self.key(id);
+        let ttl = self.done_ttl.as_secs();
+        let _ = self
+            .link
+            .run("claims", |mut conn| {
+                let key = key.clone();
+                async move {
+                    redis::cmd("SET")
+                        .arg(&key)
+                        .arg("done")
+                        .arg("EX")
+                        .arg(ttl)
+                        .query_async::<()>(&mut conn)
+                        .await
+                }
+            })
+            .await;
+    }
+
+    async fn release(&self, id: DeliveryId, token: &str) {
+        let key = self.key(id);
+        let _ = self
+            .link
+            .run("claims", |mut conn| {
+                let (key, token) = (key.clone(), token.to_owned());
+                async move {
+                    redis::Script::new(RELEASE)
+                        .key(&key)
+                        .arg(&token)
+                        .invoke_async::<i64>(&mut conn)
+                        .await
+                }
+            })
+            .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use herald_domain::{Channel, NotificationId, UserId};
+
+    fn id() -> DeliveryId {
+        DeliveryId::derive(
+            NotificationId::new(),
+            &UserId::parse("u").unwrap(),
+            Channel::Email,
+        )
+    }
+
+    #[tokio::test]
+    async fn the_local_cache_lets_one_holder_in_and_remembers_what_is_done() {
+        let cache = LocalClaimCache::default();
+        let d = id();
+        let ttl = Duration::from_secs(60);
+        assert_eq!(cache.try_claim(d, "a", ttl).await, ClaimHint::Acquired);
+        assert_eq!(cache.try_claim(d, "b", ttl).await, ClaimHint::HeldElsewhere);
+        assert_eq!(
+            cache.try_claim(d, "a", ttl).await,
+            ClaimHint::Acquired,
+            "the holder may claim again"
+        );
+        cache.release(d, "b").await;
+        assert_eq!(
+            cache.try_claim(d, "b", ttl).await,
+            ClaimHint::HeldElsewhere,
+            "only the holder releases"
+        );
+        cache.release(d, "a").await;
+        assert_eq!(cache.try_claim(d, "b", ttl).await, ClaimHint::Acquired);
+        cache.mark_done(d).await;
+        assert_eq!(cache.try_claim(d, "c", ttl).await, ClaimHint::Done);
+    }
+
+    #[tokio::test]
+    async fn an_expired_hold_is_taken_over() {
+        let cache = LocalClaimCache::default();
+        let d = id();
+        assert_eq!(
+            cache.try_claim(d, "a", Duration::from_millis(1)).await,
+            ClaimHint::Acquired
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        assert_eq!(
+            cache.try_claim(d, "b", Duration::from_secs(1)).await,
+            ClaimHint::Acquired
+        );
     }
 }

@@ -11,9 +11,11 @@
 mod claims;
 mod limits;
 mod receipts;
+mod redis_link;
 mod worker;
 
-pub use claims::{ClaimCache, LocalClaimCache};
-pub use limits::{LocalRateLimiter, RateLimiter};
+pub use claims::{ClaimCache, ClaimHint, LocalClaimCache, RedisClaimCache};
+pub use limits::{LocalRateLimiter, RateLimiter, RedisRateLimiter};
 pub use receipts::ReceiptConsumer;
+pub use redis_link::RedisLink;
 pub use worker::{ChannelWorker, Outcome, WorkerConfig, WorkerError};

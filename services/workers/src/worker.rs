@@ -13,7 +13,7 @@ use herald_store::{Claim, NewInboxItem, Store, StoreError, UserRecord};
 use herald_templates::{Rendered, TemplateStore};
 use thiserror::Error;
 
-use crate::{ClaimCache, RateLimiter};
+use crate::{ClaimCache, ClaimHint, RateLimiter};
 
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
@@ -58,6 +58,8 @@ pub enum Outcome {
     LostClaim,
 }
 
+/// Cheap to clone: every field is shared.
+#[derive(Clone)]
 pub struct ChannelWorker {
     channel: Channel,
     store: Store,
@@ -149,19 +151,50 @@ impl ChannelWorker {
                 job.channel, self.channel
             )));
         }
-        if self.claims.is_done(job.delivery_id).await {
-            return Ok(Outcome::Skipped);
-        }
         let token = format!(
             "{}:{}",
             self.config.worker_id,
             uuid::Uuid::new_v4().simple()
         );
+        // The cache's hint first: finished deliveries skip the database, and
+        // one held elsewhere is waited for rather than raced.
+        let give_up_waiting = std::time::Instant::now() + self.config.lease;
+        loop {
+            match self
+                .claims
+                .try_claim(job.delivery_id, &token, self.config.lease)
+                .await
+            {
+                ClaimHint::Done => {
+                    count(self.channel, "skipped");
+                    return Ok(Outcome::Skipped);
+                }
+                ClaimHint::HeldElsewhere if std::time::Instant::now() < give_up_waiting => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                _ => break,
+            }
+        }
+        let result = self.claim_and_send(&job, &token).await;
+        match &result {
+            Ok(Outcome::Finished(state)) => count(self.channel, state.as_str()),
+            Ok(Outcome::AlreadyDone(_)) => count(self.channel, "already_done"),
+            Ok(Outcome::LostClaim) => count(self.channel, "lost_claim"),
+            _ => {}
+        }
+        if !matches!(result, Ok(Outcome::Finished(_) | Outcome::AlreadyDone(_))) {
+            self.claims.release(job.delivery_id, &token).await;
+        }
+        result
+    }
+
+    /// The database claim (the truth), then attempts until an outcome.
+    async fn claim_and_send(&self, job: &DeliveryJob, token: &str) -> Result<Outcome, WorkerError> {
         let mut attempt = loop {
             let now = self.clock.now();
             match self
                 .store
-                .claim_delivery(job.delivery_id, &token, now, now + self.config.lease)
+                .claim_delivery(job.delivery_id, token, now, now + self.config.lease)
                 .await?
             {
                 Claim::Claimed { attempt } => break attempt,
@@ -169,7 +202,7 @@ impl ChannelWorker {
                     state,
                     provider_message_id,
                 } => {
-                    self.report(&job, state, None, provider_message_id).await?;
+                    self.report(job, state, None, provider_message_id).await?;
                     return Ok(Outcome::AlreadyDone(state));
                 }
                 Claim::Busy { until } => {
@@ -192,7 +225,7 @@ impl ChannelWorker {
         let user = self.store.get_user(&job.user_id).await?;
         loop {
             let outcome = match &user {
-                Some(user) => self.attempt(&job, user).await?,
+                Some(user) => self.attempt(job, user).await?,
                 None => Attempt::failed("the user no longer exists"),
             };
             if let Some(wait) = self.retry_wait(&outcome, attempt) {
@@ -201,17 +234,19 @@ impl ChannelWorker {
                 let lease_until = now + wait + self.config.lease;
                 if !self
                     .store
-                    .note_attempt_failed(job.delivery_id, &token, error, now, lease_until)
+                    .note_attempt_failed(job.delivery_id, token, error, now, lease_until)
                     .await?
                 {
                     return Ok(Outcome::LostClaim);
                 }
                 tracing::info!(delivery = %job.delivery_id, attempt, ?wait, %error, "transient failure; retrying");
+                metrics::counter!(herald_telemetry::RETRIES, "channel" => self.channel.as_str())
+                    .increment(1);
                 tokio::time::sleep(wait).await;
                 let now = self.clock.now();
                 match self
                     .store
-                    .claim_delivery(job.delivery_id, &token, now, now + self.config.lease)
+                    .claim_delivery(job.delivery_id, token, now, now + self.config.lease)
                     .await?
                 {
                     Claim::Claimed { attempt: next } => attempt = next,
@@ -219,7 +254,7 @@ impl ChannelWorker {
                 }
                 continue;
             }
-            return self.finish(&job, &token, outcome).await;
+            return self.finish(job, token, outcome).await;
         }
     }
 
@@ -336,7 +371,14 @@ impl ChannelWorker {
         };
         let started = std::time::Instant::now();
         let sent = provider.send(&outbound).await;
-        tracing::debug!(provider = provider.name(), elapsed = ?started.elapsed(), ok = sent.is_ok(), "provider call");
+        let result = match &sent {
+            Ok(_) => "ok",
+            Err(e) if e.is_transient() => "transient",
+            Err(_) => "permanent",
+        };
+        metrics::histogram!(herald_telemetry::PROVIDER_SECONDS, "channel" => self.channel.as_str(),
+            "provider" => provider.name(), "result" => result)
+        .record(started.elapsed().as_secs_f64());
         Ok(match sent {
             Ok(accepted) => Attempt::sent(accepted.provider_message_id),
             Err(e) => Attempt::from_provider_error(e),
@@ -396,7 +438,14 @@ impl ChannelWorker {
 #[async_trait]
 impl Handler for ChannelWorker {
     async fn handle(&self, record: &Record) -> Result<(), HandleError> {
-        match ChannelWorker::handle(self, &record.payload).await {
+        // Run the job in a task of its own: if this service is stopped or
+        // aborted mid-send, the send still finishes and is recorded, so a
+        // message the provider took is never left unrecorded and sent again.
+        let (worker, payload) = (self.clone(), record.payload.clone());
+        let handled = tokio::spawn(async move { worker.handle(&payload).await })
+            .await
+            .map_err(|e| HandleError::Retry(format!("worker task failed: {e}")))?;
+        match handled {
             Ok(outcome) => {
                 tracing::debug!(?outcome, "delivery job handled");
                 Ok(())
@@ -405,4 +454,9 @@ impl Handler for ChannelWorker {
             Err(e) => Err(HandleError::Retry(e.to_string())),
         }
     }
+}
+
+fn count(channel: Channel, outcome: &str) {
+    metrics::counter!(herald_telemetry::DELIVERIES, "channel" => channel.as_str(), "outcome" => outcome.to_owned())
+        .increment(1);
 }

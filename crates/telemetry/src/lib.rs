@@ -1,0 +1,99 @@
+//! Metrics: every name Herald exports is defined here, once, with its help
+//! text. Labels are small, fixed sets (channel, stage, outcome…): never a
+//! user id or anything else that grows with traffic.
+
+use std::sync::OnceLock;
+
+use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+/// Records taken off a topic by a consuming stage; `result` is `ok`,
+/// `poison` (dead-lettered) or `retry`.
+pub const RECORDS_CONSUMED: &str = "herald_records_consumed_total";
+/// Records sent to the DLQ, by the stage that refused them.
+pub const DEAD_LETTERS: &str = "herald_dead_letters_total";
+/// Deliveries finished by a worker, by channel and outcome (`sent`,
+/// `failed`, `skipped`, `already_done`, `lost_claim`).
+pub const DELIVERIES: &str = "herald_deliveries_total";
+/// Deliveries the router suppressed, by channel and reason.
+pub const SUPPRESSED: &str = "herald_suppressed_total";
+/// Delivery jobs the router emitted, by channel.
+pub const JOBS_ROUTED: &str = "herald_jobs_routed_total";
+/// Time a provider took to answer, by channel, provider and result.
+pub const PROVIDER_SECONDS: &str = "herald_provider_request_seconds";
+/// Attempts that failed transiently and will be retried, by channel.
+pub const RETRIES: &str = "herald_retries_total";
+/// Records a consumer group has not finished, by topic (queue lag).
+pub const QUEUE_BACKLOG: &str = "herald_queue_backlog";
+/// Outbox rows published by the relay.
+pub const OUTBOX_RELAYED: &str = "herald_outbox_relayed_total";
+/// Times Redis could not be reached and Herald fell back, by use
+/// (`claims`, `rate_limit`).
+pub const REDIS_FALLBACKS: &str = "herald_redis_fallbacks_total";
+/// HTTP requests answered, by route and status class.
+pub const HTTP_REQUESTS: &str = "herald_http_requests_total";
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the process-wide Prometheus recorder (once) and returns the
+/// handle that renders `/metrics`.
+pub fn prometheus() -> PrometheusHandle {
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Full(PROVIDER_SECONDS.to_owned()),
+                    &[
+                        0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+                    ],
+                )
+                .unwrap_or_else(|_| PrometheusBuilder::new())
+                .build_recorder();
+            let handle = recorder.handle();
+            // Another recorder may be installed already (a test harness);
+            // then ours still renders whatever is recorded through it.
+            let _ = metrics::set_global_recorder(recorder);
+            describe();
+            handle
+        })
+        .clone()
+}
+
+fn describe() {
+    describe_counter!(
+        RECORDS_CONSUMED,
+        "Records taken off a topic, by stage and result"
+    );
+    describe_counter!(DEAD_LETTERS, "Records sent to the DLQ, by stage");
+    describe_counter!(
+        DELIVERIES,
+        "Deliveries finished by workers, by channel and outcome"
+    );
+    describe_counter!(
+        SUPPRESSED,
+        "Deliveries suppressed by the router, by channel and reason"
+    );
+    describe_counter!(
+        JOBS_ROUTED,
+        "Delivery jobs emitted by the router, by channel"
+    );
+    describe_histogram!(
+        PROVIDER_SECONDS,
+        Unit::Seconds,
+        "Provider call latency, by channel, provider and result"
+    );
+    describe_counter!(
+        RETRIES,
+        "Transient failures that will be retried, by channel"
+    );
+    describe_gauge!(
+        QUEUE_BACKLOG,
+        "Records not yet finished by the consuming group, by topic"
+    );
+    describe_counter!(OUTBOX_RELAYED, "Outbox rows published");
+    describe_counter!(
+        REDIS_FALLBACKS,
+        "Times Redis was unreachable and Herald fell back, by use"
+    );
+    describe_counter!(HTTP_REQUESTS, "HTTP requests, by route and status class");
+}
