@@ -5,6 +5,7 @@
 //! concurrency, retries of retriable failures, the DLQ and shutdown. Tests
 //! drive the step directly.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,6 +30,25 @@ pub trait Handler: Send + Sync + 'static {
     async fn handle(&self, record: &Record) -> Result<(), HandleError>;
 }
 
+/// What one consuming stage of this process has done, for operators and
+/// tests (the metrics registry is process-wide; this is per stage instance).
+#[derive(Debug, Default)]
+pub struct ConsumeStats {
+    handled: AtomicU64,
+    dead_lettered: AtomicU64,
+}
+
+impl ConsumeStats {
+    /// Records finished (handled or dead-lettered) and acknowledged.
+    pub fn handled(&self) -> u64 {
+        self.handled.load(Ordering::Relaxed)
+    }
+
+    pub fn dead_lettered(&self) -> u64 {
+        self.dead_lettered.load(Ordering::Relaxed)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ConsumeOptions {
     /// The name recorded on dead letters and in logs: `router`, `worker.email`…
@@ -39,6 +59,7 @@ pub struct ConsumeOptions {
     /// First and longest wait between retries of a record that failed retriably.
     pub retry_initial: Duration,
     pub retry_max: Duration,
+    pub stats: Arc<ConsumeStats>,
 }
 
 impl ConsumeOptions {
@@ -49,6 +70,7 @@ impl ConsumeOptions {
             concurrency: concurrency.max(1),
             retry_initial: Duration::from_millis(100),
             retry_max: Duration::from_secs(10),
+            stats: Arc::default(),
         }
     }
 }
@@ -148,6 +170,7 @@ async fn handle_one(
     if let Err(e) = record.ack().await {
         tracing::warn!(error = %e, "acknowledgement failed; the record may be handled again");
     }
+    options.stats.handled.fetch_add(1, Ordering::Relaxed);
 }
 
 /// Publishes `record` to the DLQ with the reason it was refused.

@@ -17,7 +17,7 @@ mod topic;
 
 use async_trait::async_trait;
 
-pub use consume::{consume, dead_letter, ConsumeOptions, HandleError, Handler};
+pub use consume::{consume, dead_letter, ConsumeOptions, ConsumeStats, HandleError, Handler};
 pub use dead_letter::DeadLetter;
 pub use embedded::{EmbeddedBus, EmbeddedConfig};
 pub use error::BusError;

@@ -1,6 +1,7 @@
 //! Wiring: build every part from the configuration and run the parts a
 //! process's role asks for. This is the one place that picks implementations.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,8 +9,8 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use herald_api::{ApiConfig, ApiKeys, AppState, OutboxRelay, RelayConfig};
 use herald_bus::{
-    consume, Bus, ConsumeOptions, EmbeddedBus, EmbeddedConfig, Handler, KafkaBus, KafkaConfig,
-    Topic, Topics,
+    consume, Bus, ConsumeOptions, ConsumeStats, EmbeddedBus, EmbeddedConfig, Handler, KafkaBus,
+    KafkaConfig, Topic, Topics,
 };
 use herald_domain::{Channel, Clock, RetryPolicy, SystemClock};
 use herald_providers::{EmailIdentity, FileSink, Provider, SmtpProvider};
@@ -46,11 +47,18 @@ pub struct Running {
     pub addr: SocketAddr,
     pub store: Store,
     pub bus: Arc<dyn Bus>,
+    stats: HashMap<String, Arc<ConsumeStats>>,
     shutdown: CancellationToken,
     tasks: JoinSet<()>,
 }
 
 impl Running {
+    /// Records the stage (`router`, `worker.email`, `receipts`…) of this
+    /// process has finished and acknowledged; 0 for a stage it does not run.
+    pub fn handled(&self, stage: &str) -> u64 {
+        self.stats.get(stage).map_or(0, |s| s.handled())
+    }
+
     /// Stops taking work, finishes what is in hand, and returns.
     pub async fn stop(mut self) {
         self.shutdown.cancel();
@@ -236,6 +244,7 @@ pub async fn start(
         shutdown: &shutdown,
         prefix: &config.topic_prefix,
         watched: Vec::new(),
+        stats: HashMap::new(),
     };
     if serves_api {
         let relay = OutboxRelay::new(
@@ -300,6 +309,7 @@ pub async fn start(
         );
     }
     let watched = std::mem::take(&mut consumers.watched);
+    let stats = std::mem::take(&mut consumers.stats);
     tasks.spawn(watch_backlog(bus.clone(), watched, shutdown.clone()));
 
     tracing::info!(%addr, ?role, database = %herald_store::redact_url(&config.database_url),
@@ -308,6 +318,7 @@ pub async fn start(
         addr,
         store,
         bus,
+        stats,
         shutdown,
         tasks,
     })
@@ -334,6 +345,7 @@ struct Consumers<'a> {
     shutdown: &'a CancellationToken,
     prefix: &'a str,
     watched: Vec<(Topic, String)>,
+    stats: HashMap<String, Arc<ConsumeStats>>,
 }
 
 impl Consumers<'_> {
@@ -341,6 +353,7 @@ impl Consumers<'_> {
         let group = format!("{}{stage}", self.prefix);
         self.watched.push((topic.clone(), group.clone()));
         let options = ConsumeOptions::new(stage, group, concurrency);
+        self.stats.insert(stage.to_owned(), options.stats.clone());
         let (bus, shutdown) = (self.bus.clone(), self.shutdown.clone());
         self.tasks.spawn(async move {
             let stage = options.stage.clone();

@@ -1,5 +1,14 @@
 //! Bad input gets a clear 4xx JSON error, never a 5xx.
 
+use crate::support::Backend;
+
+crate::on_both_backends!(
+    bad_requests_get_the_right_4xx_with_a_json_error,
+    a_bad_idempotency_key_is_refused,
+    mangled_bodies_never_cause_a_server_error,
+    health_readiness_and_the_openapi_document_answer,
+);
+
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -33,9 +42,8 @@ fn send(body: Value) -> Body {
     Body::Json(body)
 }
 
-#[tokio::test]
-async fn bad_requests_get_the_right_4xx_with_a_json_error() {
-    let app = TestApp::spawn().await;
+async fn bad_requests_get_the_right_4xx_with_a_json_error(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     ada(&app).await;
     let params = json!({"name": "Ada", "app_name": "Acme"});
     let many: Vec<String> = (0..1001).map(|i| format!("u{i}")).collect();
@@ -333,9 +341,8 @@ async fn bad_requests_get_the_right_4xx_with_a_json_error() {
     }
 }
 
-#[tokio::test]
-async fn a_bad_idempotency_key_is_refused() {
-    let app = TestApp::spawn().await;
+async fn a_bad_idempotency_key_is_refused(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     ada(&app).await;
     let body = crate::support::welcome(&["ada"], &["email"]);
     let (status, answer) = app.send_with_key(&"k".repeat(300), &body).await;
@@ -347,9 +354,8 @@ async fn a_bad_idempotency_key_is_refused() {
 
 /// Mangled versions of a valid body: cut short, bytes flipped, values
 /// swapped for other types. None may produce a 5xx.
-#[tokio::test]
-async fn mangled_bodies_never_cause_a_server_error() {
-    let app = TestApp::spawn().await;
+async fn mangled_bodies_never_cause_a_server_error(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     ada(&app).await;
     let valid =
         serde_json::to_string(&crate::support::welcome(&["ada"], &["email", "in_app"])).unwrap();
@@ -404,9 +410,8 @@ async fn mangled_bodies_never_cause_a_server_error() {
     }
 }
 
-#[tokio::test]
-async fn health_readiness_and_the_openapi_document_answer() {
-    let app = TestApp::spawn().await;
+async fn health_readiness_and_the_openapi_document_answer(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let (status, health) = app.request(Method::GET, "/healthz", None).await;
     assert_eq!(
         (status.as_u16(), health["status"].as_str()),

@@ -1,5 +1,19 @@
 //! A notification travels the whole pipeline.
 
+use crate::support::Backend;
+
+crate::on_both_backends!(
+    a_welcome_email_lands_in_the_outbox_folder_and_the_inbox,
+    every_outcome_is_a_receipt_recorded_against_its_delivery,
+    email_goes_out_through_real_smtp_when_configured,
+    transient_smtp_failures_are_retried_until_the_mail_goes_out,
+    a_permanent_smtp_refusal_fails_the_delivery_without_retrying,
+    transient_failures_give_up_after_the_configured_attempts,
+    opted_out_channels_are_suppressed_with_the_reason_and_others_still_go,
+    push_and_sms_reach_the_file_sink_with_the_users_devices_and_number,
+    the_users_locale_picks_the_template_variant,
+);
+
 use std::time::Duration;
 
 use herald_standins::smtp::SmtpMode;
@@ -7,9 +21,8 @@ use serde_json::json;
 
 use crate::support::{ada, delivery, welcome, TestApp, WAIT};
 
-#[tokio::test]
-async fn a_welcome_email_lands_in_the_outbox_folder_and_the_inbox() {
-    let app = TestApp::spawn().await;
+async fn a_welcome_email_lands_in_the_outbox_folder_and_the_inbox(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     ada(&app).await;
     let id = app.send(welcome(&["ada"], &["email", "in_app"])).await;
     let n = app.settled(&id, 2).await;
@@ -47,9 +60,8 @@ async fn a_welcome_email_lands_in_the_outbox_folder_and_the_inbox() {
     assert_eq!(inbox["items"][0]["title"], "Welcome, Ada!");
 }
 
-#[tokio::test]
-async fn every_outcome_is_a_receipt_recorded_against_its_delivery() {
-    let app = TestApp::spawn().await;
+async fn every_outcome_is_a_receipt_recorded_against_its_delivery(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     ada(&app).await;
     app.put_user("bob", json!({})).await;
     let id = app.send(welcome(&["ada", "bob"], &["email", "sms"])).await;
@@ -82,9 +94,8 @@ async fn every_outcome_is_a_receipt_recorded_against_its_delivery() {
     );
 }
 
-#[tokio::test]
-async fn email_goes_out_through_real_smtp_when_configured() {
-    let app = TestApp::with_smtp().await;
+async fn email_goes_out_through_real_smtp_when_configured(backend: Backend) {
+    let app = TestApp::with_smtp(backend).await;
     let smtp = app.smtp.clone().unwrap();
     ada(&app).await;
     let id = app
@@ -126,9 +137,8 @@ async fn email_goes_out_through_real_smtp_when_configured() {
     );
 }
 
-#[tokio::test]
-async fn transient_smtp_failures_are_retried_until_the_mail_goes_out() {
-    let app = TestApp::with_smtp().await;
+async fn transient_smtp_failures_are_retried_until_the_mail_goes_out(backend: Backend) {
+    let app = TestApp::with_smtp(backend).await;
     let smtp = app.smtp.clone().unwrap();
     smtp.set_mode(SmtpMode::TempFail);
     ada(&app).await;
@@ -149,9 +159,8 @@ async fn transient_smtp_failures_are_retried_until_the_mail_goes_out() {
     assert_eq!(smtp.count(), 1, "sent exactly once");
 }
 
-#[tokio::test]
-async fn a_permanent_smtp_refusal_fails_the_delivery_without_retrying() {
-    let app = TestApp::with_smtp().await;
+async fn a_permanent_smtp_refusal_fails_the_delivery_without_retrying(backend: Backend) {
+    let app = TestApp::with_smtp(backend).await;
     let smtp = app.smtp.clone().unwrap();
     smtp.set_mode(SmtpMode::PermFail);
     ada(&app).await;
@@ -170,9 +179,9 @@ async fn a_permanent_smtp_refusal_fails_the_delivery_without_retrying() {
     assert_eq!(smtp.count(), 0);
 }
 
-#[tokio::test]
-async fn transient_failures_give_up_after_the_configured_attempts() {
+async fn transient_failures_give_up_after_the_configured_attempts(backend: Backend) {
     let app = TestApp::spawn_with(crate::support::Options {
+        backend,
         smtp: true,
         extra: vec![("HERALD_MAX_ATTEMPTS", "3".into())],
     })
@@ -193,9 +202,8 @@ async fn transient_failures_give_up_after_the_configured_attempts() {
     );
 }
 
-#[tokio::test]
-async fn opted_out_channels_are_suppressed_with_the_reason_and_others_still_go() {
-    let app = TestApp::spawn().await;
+async fn opted_out_channels_are_suppressed_with_the_reason_and_others_still_go(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     ada(&app).await;
     let (status, _) = app
         .request(
@@ -231,9 +239,8 @@ async fn opted_out_channels_are_suppressed_with_the_reason_and_others_still_go()
     );
 }
 
-#[tokio::test]
-async fn push_and_sms_reach_the_file_sink_with_the_users_devices_and_number() {
-    let app = TestApp::spawn().await;
+async fn push_and_sms_reach_the_file_sink_with_the_users_devices_and_number(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     ada(&app).await;
     let token = "ab".repeat(32);
     let (status, _) = app
@@ -261,9 +268,8 @@ async fn push_and_sms_reach_the_file_sink_with_the_users_devices_and_number() {
     assert!(sms["body"].as_str().unwrap().contains("Acme"));
 }
 
-#[tokio::test]
-async fn the_users_locale_picks_the_template_variant() {
-    let app = TestApp::spawn().await;
+async fn the_users_locale_picks_the_template_variant(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     app.put_user(
         "amelie",
         json!({"email": "amelie@example.fr", "locale": "fr-CA"}),

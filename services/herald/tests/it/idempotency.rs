@@ -1,14 +1,21 @@
 //! Idempotency-Key: same key and body, same answer and no second message.
 
+use crate::support::Backend;
+
+crate::on_both_backends!(
+    the_same_key_and_body_replay_the_answer_without_a_second_email,
+    the_same_key_with_another_body_is_a_conflict,
+    concurrent_requests_with_one_key_create_one_notification,
+);
+
 use std::time::Duration;
 
 use serde_json::json;
 
 use crate::support::{ada, welcome, TestApp, WAIT};
 
-#[tokio::test]
-async fn the_same_key_and_body_replay_the_answer_without_a_second_email() {
-    let app = TestApp::with_smtp().await;
+async fn the_same_key_and_body_replay_the_answer_without_a_second_email(backend: Backend) {
+    let app = TestApp::with_smtp(backend).await;
     let smtp = app.smtp.clone().unwrap();
     ada(&app).await;
     let body = welcome(&["ada"], &["email"]);
@@ -28,9 +35,8 @@ async fn the_same_key_and_body_replay_the_answer_without_a_second_email() {
     assert_eq!(app.store().outbox_len().await.unwrap(), 0);
 }
 
-#[tokio::test]
-async fn the_same_key_with_another_body_is_a_conflict() {
-    let app = TestApp::spawn().await;
+async fn the_same_key_with_another_body_is_a_conflict(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     ada(&app).await;
     let (status, _) = app.send_with_key("k", &welcome(&["ada"], &["email"])).await;
     assert_eq!(status, 202);
@@ -41,9 +47,8 @@ async fn the_same_key_with_another_body_is_a_conflict() {
     assert_eq!(body["error"]["code"], "idempotency_key_reused");
 }
 
-#[tokio::test]
-async fn concurrent_requests_with_one_key_create_one_notification() {
-    let app = TestApp::with_smtp().await;
+async fn concurrent_requests_with_one_key_create_one_notification(backend: Backend) {
+    let app = TestApp::with_smtp(backend).await;
     ada(&app).await;
     let body = welcome(&["ada"], &["email"]);
     let answers = futures_join(&app, &body).await;

@@ -1,12 +1,20 @@
 //! The in-app inbox.
 
+use crate::support::Backend;
+
+crate::on_both_backends!(
+    reading_an_inbox_message_lowers_the_unread_count_and_marks_the_delivery_read,
+    another_users_message_cannot_be_marked_read,
+);
+
 use reqwest::Method;
 
 use crate::support::{ada, welcome, TestApp};
 
-#[tokio::test]
-async fn reading_an_inbox_message_lowers_the_unread_count_and_marks_the_delivery_read() {
-    let app = TestApp::spawn().await;
+async fn reading_an_inbox_message_lowers_the_unread_count_and_marks_the_delivery_read(
+    backend: Backend,
+) {
+    let app = TestApp::spawn(backend).await;
     ada(&app).await;
     let first = app.send(welcome(&["ada"], &["in_app"])).await;
     let second = app.send(welcome(&["ada"], &["in_app"])).await;
@@ -44,9 +52,8 @@ async fn reading_an_inbox_message_lowers_the_unread_count_and_marks_the_delivery
     .await;
 }
 
-#[tokio::test]
-async fn another_users_message_cannot_be_marked_read() {
-    let app = TestApp::spawn().await;
+async fn another_users_message_cannot_be_marked_read(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     ada(&app).await;
     app.put_user("eve", serde_json::json!({})).await;
     let id = app.send(welcome(&["ada"], &["in_app"])).await;

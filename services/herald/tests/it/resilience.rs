@@ -1,54 +1,32 @@
 //! Never twice, never lost: redelivery, poison records, producers on the
 //! bus, and a crash between commit and publish.
 
+use crate::support::Backend;
+
+crate::on_both_backends!(
+    a_redelivered_job_never_sends_twice,
+    the_same_job_handled_by_eight_workers_at_once_is_sent_once,
+    poison_records_go_to_the_dlq_with_a_reason_and_the_pipeline_keeps_going,
+    an_event_published_straight_to_the_bus_is_delivered_once_per_event_id,
+    a_notification_committed_just_before_a_crash_is_delivered_after_restart,
+);
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use herald_bus::DeadLetter;
 use herald_domain::{
     Category, Channel, DeliveryJob, NotificationEvent, NotificationId, SystemClock, UserId,
 };
 use herald_providers::{EmailIdentity, SmtpProvider};
-use herald_store::{CreateNotification, Db, NewDelivery, OutboxMessage, Store};
+use herald_store::{CreateNotification, NewDelivery, OutboxMessage};
 use herald_templates::TemplateStore;
 use herald_workers::{ChannelWorker, LocalClaimCache, LocalRateLimiter, Outcome, WorkerConfig};
 use serde_json::json;
-use sqlx::Row;
 
 use crate::support::{ada, delivery, templates_dir, welcome, TestApp, WAIT};
 
-async fn queued(app: &TestApp, topic: &str) -> i64 {
-    let row = sqlx::query("SELECT COUNT(*) AS n FROM bus_messages WHERE topic = $1")
-        .bind(topic)
-        .fetch_one(app.store().db().read())
-        .await
-        .unwrap();
-    row.try_get("n").unwrap()
-}
-
-async fn dead_letters(app: &TestApp) -> Vec<DeadLetter> {
-    let rows =
-        sqlx::query("SELECT payload FROM bus_messages WHERE topic = 'herald.dlq' ORDER BY id")
-            .fetch_all(app.store().db().read())
-            .await
-            .unwrap();
-    rows.iter()
-        .map(|r| serde_json::from_slice(&r.try_get::<Vec<u8>, _>("payload").unwrap()).unwrap())
-        .collect()
-}
-
-async fn drained(app: &TestApp, topic: &str) {
-    app.eventually(
-        &format!("{topic} to drain"),
-        || queued(app, topic),
-        |n| *n == 0,
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn a_redelivered_job_never_sends_twice() {
-    let app = TestApp::with_smtp().await;
+async fn a_redelivered_job_never_sends_twice(backend: Backend) {
+    let app = TestApp::with_smtp(backend).await;
     let smtp = app.smtp.clone().unwrap();
     ada(&app).await;
     let id = app.send(welcome(&["ada"], &["email"])).await;
@@ -69,10 +47,11 @@ async fn a_redelivered_job_never_sends_twice() {
     );
     let payload = serde_json::to_vec(&job).unwrap();
     let topic = app.bus().topics().deliveries(Channel::Email);
+    let before = app.handled("worker.email");
     for _ in 0..3 {
         app.bus().publish(&topic, "ada", &payload).await.unwrap();
     }
-    drained(&app, topic.name()).await;
+    app.handled_at_least("worker.email", before + 3).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(
         smtp.count(),
@@ -89,9 +68,8 @@ async fn a_redelivered_job_never_sends_twice() {
     );
 }
 
-#[tokio::test]
-async fn the_same_job_handled_by_eight_workers_at_once_is_sent_once() {
-    let app = TestApp::with_smtp().await;
+async fn the_same_job_handled_by_eight_workers_at_once_is_sent_once(backend: Backend) {
+    let app = TestApp::with_smtp(backend).await;
     let smtp = app.smtp.clone().unwrap();
     ada(&app).await;
     let store = app.store().clone();
@@ -160,9 +138,8 @@ async fn the_same_job_handled_by_eight_workers_at_once_is_sent_once() {
     assert_eq!(smtp.count(), 1);
 }
 
-#[tokio::test]
-async fn poison_records_go_to_the_dlq_with_a_reason_and_the_pipeline_keeps_going() {
-    let app = TestApp::spawn().await;
+async fn poison_records_go_to_the_dlq_with_a_reason_and_the_pipeline_keeps_going(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     ada(&app).await;
     let topics = app.bus().topics().clone();
     app.bus()
@@ -190,13 +167,7 @@ async fn poison_records_go_to_the_dlq_with_a_reason_and_the_pipeline_keeps_going
         "sent"
     );
 
-    let letters = app
-        .eventually(
-            "three dead letters",
-            || dead_letters(&app),
-            |l| l.len() == 3,
-        )
-        .await;
+    let letters = app.dead_letters(3).await;
     let find = |stage: &str, needle: &str| {
         letters
             .iter()
@@ -207,12 +178,11 @@ async fn poison_records_go_to_the_dlq_with_a_reason_and_the_pipeline_keeps_going
     assert!(find("worker.sms", "not a delivery job"), "{letters:#?}");
     assert!(letters
         .iter()
-        .any(|l| l.payload == "{this is not json" && l.topic == "herald.events"));
+        .any(|l| l.payload == "{this is not json" && l.topic == topics.events().name()));
 }
 
-#[tokio::test]
-async fn an_event_published_straight_to_the_bus_is_delivered_once_per_event_id() {
-    let app = TestApp::with_smtp().await;
+async fn an_event_published_straight_to_the_bus_is_delivered_once_per_event_id(backend: Backend) {
+    let app = TestApp::with_smtp(backend).await;
     let smtp = app.smtp.clone().unwrap();
     ada(&app).await;
     let event = json!({"event_id": "order-981-shipped", "template": "order_shipped", "recipients": ["ada", "ghost"],
@@ -242,27 +212,20 @@ async fn an_event_published_straight_to_the_bus_is_delivered_once_per_event_id()
         (ghost["state"].as_str(), ghost["last_error"].as_str()),
         (Some("suppressed"), Some("unknown_user"))
     );
-    drained(&app, topic.name()).await;
-    drained(&app, "herald.deliveries.email").await;
+    app.handled_at_least("router", 2).await;
+    app.handled_at_least("worker.email", 1).await;
     assert_eq!(smtp.wait_for(1, WAIT).await.len(), 1);
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(smtp.count(), 1, "the second copy of the event sent nothing");
 }
 
-#[tokio::test]
-async fn a_notification_committed_just_before_a_crash_is_delivered_after_restart() {
-    let mut app = TestApp::spawn().await;
+async fn a_notification_committed_just_before_a_crash_is_delivered_after_restart(backend: Backend) {
+    let mut app = TestApp::spawn(backend).await;
     ada(&app).await;
     app.stop().await;
 
     // The state a crash between the API's commit and the relay's publish leaves.
-    let db = Db::connect(
-        &format!("sqlite://{}", app.data_dir.join("herald.db").display()),
-        2,
-    )
-    .await
-    .unwrap();
-    let store = Store::new(db);
+    let store = herald::app::open_store(&app.config(), false).await.unwrap();
     let event: NotificationEvent = serde_json::from_value(json!({"event_id": NotificationId::new().to_string(),
         "template": "welcome", "recipients": ["ada"], "channels": ["in_app"], "params": {"name": "Ada", "app_name": "Acme"}}))
     .unwrap();

@@ -10,7 +10,64 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
-pub const WAIT: Duration = Duration::from_secs(15);
+pub const WAIT: Duration = Duration::from_secs(30);
+
+/// Which set of backends a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite file, embedded queue, in-process claims and limits.
+    Embedded,
+    /// PostgreSQL, Kafka (tansu), Redis: each test with its own database,
+    /// topic prefix and key prefix.
+    Production,
+}
+
+/// Runs each listed test once per backend set.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod embedded {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                super::$name($crate::support::Backend::Embedded).await
+            })*
+        }
+        mod production {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                super::$name($crate::support::Backend::Production).await
+            })*
+        }
+    };
+}
+
+pub fn kafka_brokers() -> String {
+    std::env::var("HERALD_TEST_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into())
+}
+
+pub fn redis_url() -> String {
+    std::env::var("HERALD_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// Settings that put a Herald on the production backends, isolated from
+/// every other test.
+pub async fn production_settings() -> Vec<(&'static str, String)> {
+    let unique = uuid::Uuid::new_v4().simple().to_string();
+    vec![
+        (
+            "HERALD_DATABASE_URL",
+            herald_store::testing::postgres_database()
+                .await
+                .expect("a test database"),
+        ),
+        ("HERALD_KAFKA_BROKERS", kafka_brokers()),
+        ("HERALD_KAFKA_SESSION_TIMEOUT_MS", "6000".into()),
+        ("HERALD_KAFKA_PARTITIONS", "4".into()),
+        ("HERALD_TOPIC_PREFIX", format!("t{unique}.")),
+        ("HERALD_REDIS_URL", redis_url()),
+        ("HERALD_REDIS_PREFIX", format!("t{unique}:")),
+    ]
+}
 
 pub struct TestApp {
     pub base: String,
@@ -22,8 +79,8 @@ pub struct TestApp {
     settings: BTreeMap<String, String>,
 }
 
-#[derive(Default)]
 pub struct Options {
+    pub backend: Backend,
     /// Send e-mail through a real SMTP stand-in instead of the file sink.
     pub smtp: bool,
     pub extra: Vec<(&'static str, String)>,
@@ -33,15 +90,25 @@ pub fn templates_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../templates")
 }
 
+impl Options {
+    pub fn on(backend: Backend) -> Options {
+        Options {
+            backend,
+            smtp: false,
+            extra: Vec::new(),
+        }
+    }
+}
+
 impl TestApp {
-    pub async fn spawn() -> TestApp {
-        TestApp::spawn_with(Options::default()).await
+    pub async fn spawn(backend: Backend) -> TestApp {
+        TestApp::spawn_with(Options::on(backend)).await
     }
 
-    pub async fn with_smtp() -> TestApp {
+    pub async fn with_smtp(backend: Backend) -> TestApp {
         TestApp::spawn_with(Options {
             smtp: true,
-            ..Options::default()
+            ..Options::on(backend)
         })
         .await
     }
@@ -65,6 +132,11 @@ impl TestApp {
         } else {
             None
         };
+        if options.backend == Backend::Production {
+            for (key, value) in production_settings().await {
+                settings.insert(key.into(), value);
+            }
+        }
         for (key, value) in options.extra {
             settings.insert(key.into(), value);
         }
@@ -95,6 +167,44 @@ impl TestApp {
         if let Some(running) = self.running.take() {
             running.stop().await;
         }
+    }
+
+    pub fn config(&self) -> Config {
+        Config::from_map(&self.settings).expect("config")
+    }
+
+    /// Records a stage of this Herald has finished so far.
+    pub fn handled(&self, stage: &str) -> u64 {
+        self.running.as_ref().expect("running").handled(stage)
+    }
+
+    /// Waits until `stage` has finished `n` more records than `before`.
+    pub async fn handled_at_least(&self, stage: &str, n: u64) {
+        self.eventually(
+            &format!("{stage} to handle {n}"),
+            || async { self.handled(stage) },
+            |h| *h >= n,
+        )
+        .await;
+    }
+
+    /// Reads `n` dead letters off the DLQ (as a consumer of its own).
+    pub async fn dead_letters(&self, n: usize) -> Vec<herald_bus::DeadLetter> {
+        let bus = self.bus();
+        let mut consumer = bus
+            .subscribe(&bus.topics().dlq(), "test-dlq-reader")
+            .await
+            .expect("subscribe");
+        let mut letters = Vec::new();
+        while letters.len() < n {
+            let record = tokio::time::timeout(WAIT, consumer.recv())
+                .await
+                .unwrap_or_else(|_| panic!("only {} dead letters: {letters:#?}", letters.len()))
+                .expect("record");
+            letters.push(serde_json::from_slice(&record.payload).expect("a dead letter"));
+            record.ack().await.expect("ack");
+        }
+        letters
     }
 
     pub fn store(&self) -> &herald_store::Store {
