@@ -34,6 +34,11 @@ pub struct KafkaConfig {
     pub replication: i32,
     /// How long a publish may wait for the broker's acknowledgement.
     pub publish_timeout: Duration,
+    /// Records per producer batch (`batch.num.messages`). 1 by default:
+    /// tansu 0.6 answers a fetch from an offset inside a batch with the
+    /// *next* batch, so a consumer resuming mid-batch (after a rebalance or
+    /// restart) would skip records. On Apache Kafka or Redpanda raise it.
+    pub batch_messages: u32,
 }
 
 impl KafkaConfig {
@@ -44,6 +49,7 @@ impl KafkaConfig {
             partitions: 8,
             replication: 1,
             publish_timeout: Duration::from_secs(30),
+            batch_messages: 1,
         }
     }
 }
@@ -66,6 +72,10 @@ impl KafkaBus {
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("linger.ms", "5")
+            .set(
+                "batch.num.messages",
+                config.batch_messages.max(1).to_string(),
+            )
             .set(
                 "message.timeout.ms",
                 config.publish_timeout.as_millis().to_string(),

@@ -118,6 +118,7 @@ pub async fn kafka_bus(config: &Config, create_topics: bool) -> anyhow::Result<O
     let kafka = KafkaConfig {
         session_timeout: config.kafka_session_timeout,
         partitions: config.kafka_partitions,
+        batch_messages: config.kafka_batch_messages,
         ..KafkaConfig::new(brokers.clone())
     };
     let bus = KafkaBus::connect(kafka, topics(config)).context("connecting to Kafka")?;

@@ -40,6 +40,7 @@ pub struct Config {
     pub kafka_brokers: Option<String>,
     pub kafka_session_timeout: Duration,
     pub kafka_partitions: i32,
+    pub kafka_batch_messages: u32,
     /// Unset: claims and rate limits in this process.
     pub redis_url: Option<String>,
     pub redis_prefix: String,
@@ -79,6 +80,7 @@ pub const KEYS: &[&str] = &[
     "HERALD_KAFKA_BROKERS",
     "HERALD_KAFKA_SESSION_TIMEOUT_MS",
     "HERALD_KAFKA_PARTITIONS",
+    "HERALD_KAFKA_BATCH_MESSAGES",
     "HERALD_REDIS_URL",
     "HERALD_REDIS_PREFIX",
     "HERALD_API_KEYS",
@@ -173,6 +175,11 @@ impl Config {
                 "HERALD_KAFKA_PARTITIONS",
                 get("HERALD_KAFKA_PARTITIONS"),
                 8,
+            )?,
+            kafka_batch_messages: positive(
+                "HERALD_KAFKA_BATCH_MESSAGES",
+                get("HERALD_KAFKA_BATCH_MESSAGES"),
+                1,
             )?,
             redis_url: get("HERALD_REDIS_URL").map(str::to_owned),
             redis_prefix: get("HERALD_REDIS_PREFIX").unwrap_or("herald:").to_owned(),

@@ -9,3 +9,4 @@ mod delivery;
 mod idempotency;
 mod inbox;
 mod resilience;
+mod scale;
