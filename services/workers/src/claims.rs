@@ -233,30 +233,6 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_local_cache_lets_one_holder_in_and_remembers_what_is_done() {
-        let cache = LocalClaimCache::default();
-        let d = id();
-        let ttl = Duration::from_secs(60);
-        assert_eq!(cache.try_claim(d, "a", ttl).await, ClaimHint::Acquired);
-        assert_eq!(cache.try_claim(d, "b", ttl).await, ClaimHint::HeldElsewhere);
-        assert_eq!(
-            cache.try_claim(d, "a", ttl).await,
-            ClaimHint::Acquired,
-            "the holder may claim again"
-        );
-        cache.release(d, "b").await;
-        assert_eq!(
-            cache.try_claim(d, "b", ttl).await,
-            ClaimHint::HeldElsewhere,
-            "only the holder releases"
-        );
-        cache.release(d, "a").await;
-        assert_eq!(cache.try_claim(d, "b", ttl).await, ClaimHint::Acquired);
-        cache.mark_done(d).await;
-        assert_eq!(cache.try_claim(d, "c", ttl).await, ClaimHint::Done);
-    }
-
-    #[tokio::test]
     async fn an_expired_hold_is_taken_over() {
         let cache = LocalClaimCache::default();
         let d = id();

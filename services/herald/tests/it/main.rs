@@ -3,6 +3,7 @@
 
 mod support;
 
+mod auth;
 mod bad_requests;
 mod binary;
 mod delivery;

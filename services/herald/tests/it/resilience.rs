@@ -246,3 +246,28 @@ async fn a_notification_committed_just_before_a_crash_is_delivered_after_restart
     assert_eq!(delivery(&n, "in_app")["state"], "sent");
     assert_eq!(app.store().outbox_len().await.unwrap(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_redis_unreachable_deliveries_still_go_out_exactly_once() {
+    let app = TestApp::spawn_with(crate::support::Options {
+        smtp: true,
+        extra: vec![("HERALD_REDIS_URL", "redis://127.0.0.1:1".into())],
+        ..crate::support::Options::on(Backend::Production)
+    })
+    .await;
+    let smtp = app.smtp.clone().unwrap();
+    ada(&app).await;
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        ids.push(app.send(welcome(&["ada"], &["email"])).await);
+    }
+    for id in &ids {
+        assert_eq!(
+            delivery(&app.settled(id, 1).await, "email")["state"],
+            "sent"
+        );
+    }
+    assert_eq!(smtp.wait_for(5, WAIT).await.len(), 5);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(smtp.count(), 5);
+}
