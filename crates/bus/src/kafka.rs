@@ -130,6 +130,9 @@ impl KafkaBus {
             .set("auto.commit.interval.ms", "1000")
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
+            // librdkafka waits up to 500 ms for a fetch to fill by default;
+            // each pipeline hop would pay that when traffic is light.
+            .set("fetch.wait.max.ms", "50")
             .set(
                 "session.timeout.ms",
                 self.config.session_timeout.as_millis().to_string(),

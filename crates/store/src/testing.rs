@@ -36,7 +36,7 @@ pub async fn postgres_database() -> Result<String, StoreError> {
 /// A new, migrated PostgreSQL database.
 pub async fn postgres_store() -> Result<Store, StoreError> {
     let url = postgres_database().await?;
-    let db = Db::connect(&url, 8).await?;
+    let db = Db::connect(&url, 4).await?;
     db.migrate().await?;
     Ok(Store::new(db))
 }

@@ -119,6 +119,7 @@ pub async fn kafka_bus(config: &Config, create_topics: bool) -> anyhow::Result<O
         session_timeout: config.kafka_session_timeout,
         partitions: config.kafka_partitions,
         batch_messages: config.kafka_batch_messages,
+        replication: config.kafka_replication,
         ..KafkaConfig::new(brokers.clone())
     };
     let bus = KafkaBus::connect(kafka, topics(config)).context("connecting to Kafka")?;
@@ -291,7 +292,8 @@ pub async fn start(
             limiter.clone(),
             clock.clone(),
             worker_config.clone(),
-        );
+        )
+        .with_shutdown(shutdown.clone());
         let stage = format!("worker.{channel}");
         consumers.spawn(
             bus.topics().deliveries(channel),
@@ -306,7 +308,7 @@ pub async fn start(
             bus.topics().receipts(),
             Arc::new(receipts),
             "receipts",
-            config.router_concurrency,
+            config.receipts_concurrency,
         );
     }
     let watched = std::mem::take(&mut consumers.watched);
@@ -357,9 +359,19 @@ impl Consumers<'_> {
         self.stats.insert(stage.to_owned(), options.stats.clone());
         let (bus, shutdown) = (self.bus.clone(), self.shutdown.clone());
         self.tasks.spawn(async move {
-            let stage = options.stage.clone();
-            if let Err(e) = consume(bus, topic, handler, options, shutdown).await {
-                tracing::error!(%stage, error = %e, "consumer stopped");
+            // A consumer that cannot subscribe (broker away) tries again
+            // rather than leaving the process alive but idle.
+            let mut wait = Duration::from_secs(1);
+            loop {
+                match consume(bus.clone(), topic.clone(), handler.clone(), options.clone(), shutdown.clone()).await {
+                    Ok(()) => return,
+                    Err(e) => tracing::error!(stage = %options.stage, error = %e, retry_in = ?wait, "consumer failed"),
+                }
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(wait) => {}
+                }
+                wait = (wait * 2).min(Duration::from_secs(30));
             }
         });
     }

@@ -41,6 +41,8 @@ pub struct Config {
     pub kafka_session_timeout: Duration,
     pub kafka_partitions: i32,
     pub kafka_batch_messages: u32,
+    pub kafka_replication: i32,
+    pub receipts_concurrency: usize,
     /// Unset: claims and rate limits in this process.
     pub redis_url: Option<String>,
     pub redis_prefix: String,
@@ -81,6 +83,8 @@ pub const KEYS: &[&str] = &[
     "HERALD_KAFKA_SESSION_TIMEOUT_MS",
     "HERALD_KAFKA_PARTITIONS",
     "HERALD_KAFKA_BATCH_MESSAGES",
+    "HERALD_KAFKA_REPLICATION",
+    "HERALD_RECEIPTS_CONCURRENCY",
     "HERALD_REDIS_URL",
     "HERALD_REDIS_PREFIX",
     "HERALD_API_KEYS",
@@ -175,6 +179,16 @@ impl Config {
                 "HERALD_KAFKA_PARTITIONS",
                 get("HERALD_KAFKA_PARTITIONS"),
                 8,
+            )?,
+            kafka_replication: positive(
+                "HERALD_KAFKA_REPLICATION",
+                get("HERALD_KAFKA_REPLICATION"),
+                1,
+            )?,
+            receipts_concurrency: positive(
+                "HERALD_RECEIPTS_CONCURRENCY",
+                get("HERALD_RECEIPTS_CONCURRENCY"),
+                16,
             )?,
             kafka_batch_messages: positive(
                 "HERALD_KAFKA_BATCH_MESSAGES",

@@ -1,5 +1,6 @@
 //! `herald`: the command line.
 
+use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -85,7 +86,11 @@ async fn main() -> anyhow::Result<()> {
     };
     let shutdown = CancellationToken::new();
     let running = herald::app::start(config, role, shutdown.clone()).await?;
-    println!("herald is listening on http://{}", running.addr);
+    // The one line on stdout, for scripts that start Herald on port 0; logs
+    // go to stderr. A closed stdout must not bring the server down.
+    let mut stdout = std::io::stdout();
+    let _ = writeln!(stdout, "herald is listening on http://{}", running.addr)
+        .and_then(|()| stdout.flush());
     wait_for_signal().await;
     tracing::info!("shutting down: finishing work in hand");
     shutdown.cancel();
@@ -96,7 +101,9 @@ async fn main() -> anyhow::Result<()> {
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("HERALD_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),

@@ -25,6 +25,9 @@ pub enum ClaimHint {
     Acquired,
     /// Finished and reported: nothing to do.
     Done,
+    /// The provider took it, but the outcome may not be recorded yet (the
+    /// worker died in between): record it, do not send again.
+    Sent { provider_message_id: String },
     /// Another worker holds it until its lease ends.
     HeldElsewhere,
     /// The cache cannot say (unreachable); the database decides.
@@ -35,6 +38,10 @@ pub enum ClaimHint {
 pub trait ClaimCache: Send + Sync + 'static {
     /// Takes the hint-lock for `ttl` under `token`, unless finished or held.
     async fn try_claim(&self, id: DeliveryId, token: &str, ttl: Duration) -> ClaimHint;
+    /// Remembers, the instant the provider answered, that it took the
+    /// message: the narrowest window a crash can fall into before the
+    /// outcome is durable in the database.
+    async fn mark_sent(&self, id: DeliveryId, provider_message_id: &str);
     /// Remembers the delivery as finished (after its receipt is out).
     async fn mark_done(&self, id: DeliveryId);
     /// Gives the hint-lock back without finishing, if `token` still holds it.
@@ -42,8 +49,17 @@ pub trait ClaimCache: Send + Sync + 'static {
 }
 
 enum Entry {
-    Held { token: String, until: Instant },
-    Done { until: Instant },
+    Held {
+        token: String,
+        until: Instant,
+    },
+    Sent {
+        provider_message_id: String,
+        until: Instant,
+    },
+    Done {
+        until: Instant,
+    },
 }
 
 /// In-process cache for the embedded set.
@@ -76,6 +92,14 @@ impl ClaimCache for LocalClaimCache {
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         match entries.get(&id) {
             Some(Entry::Done { until }) if *until > now => return ClaimHint::Done,
+            Some(Entry::Sent {
+                provider_message_id,
+                until,
+            }) if *until > now => {
+                return ClaimHint::Sent {
+                    provider_message_id: provider_message_id.clone(),
+                }
+            }
             Some(Entry::Held {
                 token: holder,
                 until,
@@ -84,7 +108,9 @@ impl ClaimCache for LocalClaimCache {
         }
         if entries.len() >= self.capacity {
             entries.retain(|_, e| match e {
-                Entry::Held { until, .. } | Entry::Done { until } => *until > now,
+                Entry::Held { until, .. } | Entry::Sent { until, .. } | Entry::Done { until } => {
+                    *until > now
+                }
             });
             if entries.len() >= self.capacity {
                 // Still full of live entries: forget them all. The database
@@ -100,6 +126,18 @@ impl ClaimCache for LocalClaimCache {
             },
         );
         ClaimHint::Acquired
+    }
+
+    async fn mark_sent(&self, id: DeliveryId, provider_message_id: &str) {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let until = Instant::now() + self.done_ttl;
+        entries.insert(
+            id,
+            Entry::Sent {
+                provider_message_id: provider_message_id.to_owned(),
+                until,
+            },
+        );
     }
 
     async fn mark_done(&self, id: DeliveryId) {
@@ -121,7 +159,8 @@ impl ClaimCache for LocalClaimCache {
 }
 
 /// The hint shared by every replica, in Redis: `SET key token NX PX ttl` to
-/// claim, the value `done` (kept a day) once finished.
+/// claim, `sent:<provider message id>` the moment the provider took it, and
+/// `done` once finished (both kept a day).
 pub struct RedisClaimCache {
     link: RedisLink,
     prefix: String,
@@ -170,6 +209,9 @@ impl ClaimCache for RedisClaimCache {
                         redis::cmd("GET").arg(&key).query_async(&mut conn).await?;
                     Ok(match holder.as_deref() {
                         Some("done") => ClaimHint::Done,
+                        Some(h) if h.starts_with("sent:") => ClaimHint::Sent {
+                            provider_message_id: h["sent:".len()..].to_owned(),
+                        },
                         Some(h) if h == token => ClaimHint::Acquired,
                         Some(_) => ClaimHint::HeldElsewhere,
                         // Expired between the two calls: let the database decide.
@@ -179,6 +221,27 @@ impl ClaimCache for RedisClaimCache {
             })
             .await;
         result.unwrap_or(ClaimHint::Unknown)
+    }
+
+    async fn mark_sent(&self, id: DeliveryId, provider_message_id: &str) {
+        let key = self.key(id);
+        let value = format!("sent:{provider_message_id}");
+        let ttl = self.done_ttl.as_secs();
+        let _ = self
+            .link
+            .run("claims", |mut conn| {
+                let (key, value) = (key.clone(), value.clone());
+                async move {
+                    redis::cmd("SET")
+                        .arg(&key)
+                        .arg(&value)
+                        .arg("EX")
+                        .arg(ttl)
+                        .query_async::<()>(&mut conn)
+                        .await
+                }
+            })
+            .await;
     }
 
     async fn mark_done(&self, id: DeliveryId) {

@@ -12,6 +12,7 @@ use herald_providers::{Outbound, Provider, ProviderError, Recipient};
 use herald_store::{Claim, NewInboxItem, Store, StoreError, UserRecord};
 use herald_templates::{Rendered, TemplateStore};
 use thiserror::Error;
+use tokio_util::sync::CancellationToken;
 
 use crate::{ClaimCache, ClaimHint, RateLimiter};
 
@@ -43,6 +44,8 @@ pub enum WorkerError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Bus(#[from] herald_bus::BusError),
+    #[error("stopped while waiting to retry")]
+    Interrupted,
 }
 
 /// What handling one job came to.
@@ -71,6 +74,7 @@ pub struct ChannelWorker {
     limiter: Arc<dyn RateLimiter>,
     clock: Arc<dyn Clock>,
     config: WorkerConfig,
+    shutdown: CancellationToken,
 }
 
 /// What a send attempt came to, before it is recorded.
@@ -133,7 +137,14 @@ impl ChannelWorker {
             limiter,
             clock,
             config,
+            shutdown: CancellationToken::new(),
         }
+    }
+
+    /// Retry waits end early when `shutdown` is cancelled.
+    pub fn with_shutdown(mut self, shutdown: CancellationToken) -> Self {
+        self.shutdown = shutdown;
+        self
     }
 
     pub fn channel(&self) -> Channel {
@@ -159,6 +170,7 @@ impl ChannelWorker {
         // The cache's hint first: finished deliveries skip the database, and
         // one held elsewhere is waited for rather than raced.
         let give_up_waiting = std::time::Instant::now() + self.config.lease;
+        let mut sent_before = None;
         loop {
             match self
                 .claims
@@ -169,13 +181,19 @@ impl ChannelWorker {
                     count(self.channel, "skipped");
                     return Ok(Outcome::Skipped);
                 }
+                ClaimHint::Sent {
+                    provider_message_id,
+                } => {
+                    sent_before = Some(provider_message_id);
+                    break;
+                }
                 ClaimHint::HeldElsewhere if std::time::Instant::now() < give_up_waiting => {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    self.pause(Duration::from_millis(100)).await?;
                 }
                 _ => break,
             }
         }
-        let result = self.claim_and_send(&job, &token).await;
+        let result = self.claim_and_send(&job, &token, sent_before).await;
         match &result {
             Ok(Outcome::Finished(state)) => count(self.channel, state.as_str()),
             Ok(Outcome::AlreadyDone(_)) => count(self.channel, "already_done"),
@@ -189,7 +207,12 @@ impl ChannelWorker {
     }
 
     /// The database claim (the truth), then attempts until an outcome.
-    async fn claim_and_send(&self, job: &DeliveryJob, token: &str) -> Result<Outcome, WorkerError> {
+    async fn claim_and_send(
+        &self,
+        job: &DeliveryJob,
+        token: &str,
+        sent_before: Option<String>,
+    ) -> Result<Outcome, WorkerError> {
         let mut attempt = loop {
             let now = self.clock.now();
             match self
@@ -212,7 +235,7 @@ impl ChannelWorker {
                         .to_std()
                         .unwrap_or_default()
                         .min(Duration::from_secs(5));
-                    tokio::time::sleep(wait.max(Duration::from_millis(50))).await;
+                    self.pause(wait.max(Duration::from_millis(50))).await?;
                 }
                 Claim::Missing => {
                     return Err(WorkerError::Poison(format!(
@@ -222,6 +245,13 @@ impl ChannelWorker {
                 }
             }
         };
+        if let Some(provider_message_id) = sent_before {
+            // A worker died between the provider's answer and recording it.
+            tracing::info!(delivery = %job.delivery_id, "recording a send a dead worker made; not sending again");
+            return self
+                .finish(job, token, Attempt::sent(provider_message_id))
+                .await;
+        }
         let user = self.store.get_user(&job.user_id).await?;
         loop {
             let outcome = match &user {
@@ -242,7 +272,16 @@ impl ChannelWorker {
                 tracing::info!(delivery = %job.delivery_id, attempt, ?wait, %error, "transient failure; retrying");
                 metrics::counter!(herald_telemetry::RETRIES, "channel" => self.channel.as_str())
                     .increment(1);
-                tokio::time::sleep(wait).await;
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = self.shutdown.cancelled() => {
+                        // Stopping: hand the delivery back now instead of
+                        // holding shutdown up; the job is redelivered.
+                        let now = self.clock.now();
+                        self.store.note_attempt_failed(job.delivery_id, token, error, now, now).await?;
+                        return Err(WorkerError::Interrupted);
+                    }
+                }
                 let now = self.clock.now();
                 match self
                     .store
@@ -255,6 +294,15 @@ impl ChannelWorker {
                 continue;
             }
             return self.finish(job, token, outcome).await;
+        }
+    }
+
+    /// Waits, unless the worker is stopping: then the job is left for
+    /// redelivery rather than holding shutdown up.
+    async fn pause(&self, wait: Duration) -> Result<(), WorkerError> {
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => Ok(()),
+            _ = self.shutdown.cancelled() => Err(WorkerError::Interrupted),
         }
     }
 
@@ -380,7 +428,12 @@ impl ChannelWorker {
             "provider" => provider.name(), "result" => result)
         .record(started.elapsed().as_secs_f64());
         Ok(match sent {
-            Ok(accepted) => Attempt::sent(accepted.provider_message_id),
+            Ok(accepted) => {
+                self.claims
+                    .mark_sent(job.delivery_id, &accepted.provider_message_id)
+                    .await;
+                Attempt::sent(accepted.provider_message_id)
+            }
             Err(e) => Attempt::from_provider_error(e),
         })
     }

@@ -4,6 +4,8 @@
 //! so a test can assert on framing; the accessors parse those bytes with
 //! `mail-parser` so a test can also assert on what a mail client would show.
 
+use std::time::Instant;
+
 use mail_parser::{HeaderValue, Message, MessageParser};
 
 /// One message the sink accepted with `250`.
@@ -16,6 +18,9 @@ pub struct ReceivedMail {
     /// The message exactly as sent, after dot-unstuffing and without the
     /// final `.\r\n`. The CRLF before that dot ends the last line, so it is kept.
     pub data: Vec<u8>,
+    /// When the sink accepted the message's DATA, just before answering
+    /// `250`; a load test in the same process measures latency against it.
+    pub received_at: Instant,
 }
 
 impl ReceivedMail {

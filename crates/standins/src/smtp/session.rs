@@ -9,7 +9,7 @@ use std::borrow::Cow;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
@@ -244,6 +244,7 @@ impl Session {
                     mail_from: transaction.mail_from,
                     rcpt_to: transaction.rcpt_to,
                     data,
+                    received_at: Instant::now(),
                 });
                 format!("250 2.0.0 OK queued as {queued}").into()
             }

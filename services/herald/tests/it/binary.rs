@@ -1,7 +1,6 @@
 //! The `herald` binary itself: starts with no configuration beyond where to
 //! keep data, serves, and shuts down cleanly on a signal without losing work.
 
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -24,14 +23,7 @@ fn start(data_dir: &std::path::Path) -> Herald {
         .stdout(Stdio::piped())
         .spawn()
         .expect("herald starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).expect("a line");
-    let base = line
-        .trim()
-        .strip_prefix("herald is listening on ")
-        .expect("the listening line")
-        .to_owned();
+    let base = crate::support::listening_base(&mut child);
     Herald { child, base }
 }
 

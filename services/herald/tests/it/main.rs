@@ -9,5 +9,6 @@ mod binary;
 mod delivery;
 mod idempotency;
 mod inbox;
+mod processes;
 mod resilience;
 mod scale;

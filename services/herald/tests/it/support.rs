@@ -60,6 +60,8 @@ pub async fn production_settings() -> Vec<(&'static str, String)> {
                 .await
                 .expect("a test database"),
         ),
+        // Tests run side by side against one server (max_connections 100).
+        ("HERALD_DB_MAX_CONNECTIONS", "4".into()),
         ("HERALD_KAFKA_BROKERS", kafka_brokers()),
         ("HERALD_KAFKA_SESSION_TIMEOUT_MS", "6000".into()),
         ("HERALD_KAFKA_PARTITIONS", "4".into()),
@@ -349,4 +351,25 @@ pub async fn ada(app: &TestApp) {
         json!({"email": "ada@example.com", "name": "Ada Lovelace", "phone": "+14155550100"}),
     )
     .await;
+}
+
+/// Reads a started `herald` process's stdout up to its listening line and
+/// returns the base URL; the rest of stdout is drained so the process never
+/// writes into a closed pipe.
+pub fn listening_base(child: &mut std::process::Child) -> String {
+    use std::io::BufRead;
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    let base = loop {
+        match lines.next() {
+            Some(Ok(line)) => {
+                if let Some(base) = line.trim().strip_prefix("herald is listening on ") {
+                    break base.to_owned();
+                }
+            }
+            _ => panic!("herald exited before listening (see its stderr above)"),
+        }
+    };
+    std::thread::spawn(move || lines.for_each(drop));
+    base
 }

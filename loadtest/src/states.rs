@@ -1,0 +1,98 @@
+//! Herald's own record of the deliveries, read from its database.
+//!
+//! Every mail having arrived is not the end of a run: a worker killed after
+//! its SMTP send but before recording the outcome leaves the delivery in
+//! `sending` until its claim's lease runs out, and then it is sent again.
+//! So the run also waits until no delivery is queued or being sent, and only
+//! then counts duplicates.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use sqlx::{Connection, Row};
+
+/// The states that are not an outcome yet.
+const IN_PROGRESS: &[&str] = &["queued", "deferred", "sending"];
+const COUNTS: &str = "SELECT state, COUNT(*) AS n, \
+     SUM(CASE WHEN attempts > 1 THEN 1 ELSE 0 END) AS retried \
+     FROM deliveries GROUP BY state ORDER BY state";
+
+/// Where Herald keeps its deliveries.
+#[derive(Debug, Clone)]
+pub enum Database {
+    Postgres(String),
+    /// The `herald.db` of `herald serve`, read while it runs (WAL mode).
+    Sqlite(PathBuf),
+}
+
+/// How many deliveries are in each state, and how many of those were
+/// claimed more than once (`attempts > 1`).
+#[derive(Debug, Clone, Default)]
+pub struct States {
+    pub counts: Vec<(String, i64, i64)>,
+}
+
+impl States {
+    pub fn in_progress(&self) -> i64 {
+        self.counts
+            .iter()
+            .filter(|(s, _, _)| IN_PROGRESS.contains(&s.as_str()))
+            .map(|(_, n, _)| n)
+            .sum()
+    }
+
+    pub fn describe(&self) -> String {
+        self.counts
+            .iter()
+            .map(|(state, n, retried)| format!("{state} {n} ({retried} claimed more than once)"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+impl Database {
+    pub async fn states(&self) -> anyhow::Result<States> {
+        let rows = match self {
+            Database::Postgres(url) => {
+                let mut conn = sqlx::PgConnection::connect(url).await?;
+                let rows = sqlx::query(COUNTS).fetch_all(&mut conn).await?;
+                rows.iter()
+                    .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+                    .collect::<Result<Vec<_>, sqlx::Error>>()?
+            }
+            Database::Sqlite(path) => {
+                let url = format!("sqlite://{}?mode=ro", path.display());
+                let mut conn = sqlx::SqliteConnection::connect(&url).await?;
+                let rows = sqlx::query(COUNTS).fetch_all(&mut conn).await?;
+                rows.iter()
+                    .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+                    .collect::<Result<Vec<_>, sqlx::Error>>()?
+            }
+        };
+        Ok(States { counts: rows })
+    }
+
+    /// Waits until no delivery is queued or being sent, or `deadline`.
+    pub async fn wait_until_settled(&self, deadline: Instant) -> anyhow::Result<States> {
+        let mut last_print = Instant::now();
+        loop {
+            let states = self
+                .states()
+                .await
+                .context("reading Herald's delivery states")?;
+            let open = states.in_progress();
+            if open == 0 || Instant::now() >= deadline {
+                return Ok(states);
+            }
+            if last_print.elapsed() >= Duration::from_secs(10) {
+                eprintln!(
+                    "  herald still has {open} deliveries in progress: {}",
+                    states.describe()
+                );
+                last_print = Instant::now();
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+}
