@@ -104,7 +104,7 @@ impl Launcher {
                 break base.to_owned();
             }
         };
-        // Herald logs to stdout too; keep draining it so it never blocks.
+        // Keep draining stdout so the process never blocks on a full pipe.
         tokio::spawn(async move {
             while let Ok(Some(line)) = lines.next_line().await {
                 if out.write_all(format!("{line}\n").as_bytes()).await.is_err() {

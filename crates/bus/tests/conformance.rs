@@ -7,7 +7,8 @@ use std::time::Duration;
 use herald_bus::{Bus, EmbeddedBus, EmbeddedConfig, KafkaBus, KafkaConfig, Topics};
 use tokio::time::timeout;
 
-const WAIT: Duration = Duration::from_secs(10);
+/// Covers a consumer group join, which tansu holds for about the session timeout.
+const WAIT: Duration = Duration::from_secs(30);
 
 async fn embedded(dir: &std::path::Path, config: EmbeddedConfig) -> EmbeddedBus {
     let store = herald_store::testing::sqlite_store(dir).await.unwrap();
@@ -148,7 +149,11 @@ async fn kafka_commits_only_the_finished_prefix_so_a_new_member_resumes_at_the_f
     let mut consumer = bus.subscribe(&topic, "resume").await.unwrap();
     let mut again = Vec::new();
     while let Ok(Ok(record)) = timeout(
-        Duration::from_secs(if again.is_empty() { 20 } else { 2 }),
+        if again.is_empty() {
+            WAIT
+        } else {
+            Duration::from_secs(2)
+        },
         consumer.recv(),
     )
     .await

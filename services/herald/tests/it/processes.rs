@@ -10,7 +10,7 @@ use std::time::Duration;
 use herald_standins::smtp::SmtpSink;
 use serde_json::json;
 
-use crate::support::{kafka_brokers, production_settings, templates_dir};
+use crate::support::{cluster_settings, kafka_brokers};
 
 const EVENTS: usize = 300;
 const USERS: usize = 20;
@@ -66,18 +66,7 @@ async fn separate_processes_deliver_an_outside_producers_events_once_through_a_k
     })
     .join()
     .unwrap();
-    let mut settings: BTreeMap<String, String> = production_settings()
-        .await
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect();
-    settings.insert("HERALD_LISTEN".into(), "127.0.0.1:0".into());
-    settings.insert(
-        "HERALD_TEMPLATES_DIR".into(),
-        templates_dir().display().to_string(),
-    );
-    settings.insert("HERALD_SMTP_URL".into(), smtp.url());
-    settings.insert("HERALD_CLAIM_LEASE_MS".into(), "15000".into());
+    let settings = cluster_settings(&smtp, 15000).await;
     let prefix = settings["HERALD_TOPIC_PREFIX"].clone();
 
     let migrated = herald(&settings, &["migrate"], "migrate")

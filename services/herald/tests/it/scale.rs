@@ -12,26 +12,10 @@ use herald_standins::smtp::SmtpSink;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use crate::support::{production_settings, templates_dir};
+use crate::support::cluster_settings;
 
 const NOTIFICATIONS: usize = 5000;
 const USERS: usize = 100;
-
-async fn settings(smtp: &SmtpSink) -> BTreeMap<String, String> {
-    let mut settings: BTreeMap<String, String> = production_settings()
-        .await
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect();
-    settings.insert("HERALD_LISTEN".into(), "127.0.0.1:0".into());
-    settings.insert(
-        "HERALD_TEMPLATES_DIR".into(),
-        templates_dir().display().to_string(),
-    );
-    settings.insert("HERALD_SMTP_URL".into(), smtp.url());
-    settings.insert("HERALD_CLAIM_LEASE_MS".into(), "5000".into());
-    settings
-}
 
 async fn replica(settings: &BTreeMap<String, String>, role: Role, id: &str) -> Running {
     let mut settings = settings.clone();
@@ -46,7 +30,7 @@ async fn replica(settings: &BTreeMap<String, String>, role: Role, id: &str) -> R
 async fn replicated_services_deliver_5000_notifications_exactly_once_through_the_loss_of_a_replica()
 {
     let smtp = SmtpSink::start().await.unwrap();
-    let settings = settings(&smtp).await;
+    let settings = cluster_settings(&smtp, 5000).await;
     let config = Config::from_map(&settings).unwrap();
     // What `herald migrate` does: schema and topics, once.
     herald::app::open_store(&config, true).await.unwrap();

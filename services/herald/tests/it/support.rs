@@ -373,3 +373,21 @@ pub fn listening_base(child: &mut std::process::Child) -> String {
     std::thread::spawn(move || lines.for_each(drop));
     base
 }
+
+/// Settings for a cluster of separate services on the production backends,
+/// sending e-mail to `smtp` and taking over dead workers' claims after `lease_ms`.
+pub async fn cluster_settings(smtp: &SmtpSink, lease_ms: u64) -> BTreeMap<String, String> {
+    let mut settings: BTreeMap<String, String> = production_settings()
+        .await
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+    settings.insert("HERALD_LISTEN".into(), "127.0.0.1:0".into());
+    settings.insert(
+        "HERALD_TEMPLATES_DIR".into(),
+        templates_dir().display().to_string(),
+    );
+    settings.insert("HERALD_SMTP_URL".into(), smtp.url());
+    settings.insert("HERALD_CLAIM_LEASE_MS".into(), lease_ms.to_string());
+    settings
+}
