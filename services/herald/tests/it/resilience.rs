@@ -242,7 +242,9 @@ async fn a_notification_committed_just_before_a_crash_is_delivered_after_restart
     store.db().close().await;
 
     app.start().await;
+    let restarted = std::time::Instant::now();
     let n = app.settled(&id, 1).await;
+    eprintln!("delivered {:?} after the restart", restarted.elapsed());
     assert_eq!(delivery(&n, "in_app")["state"], "sent");
     assert_eq!(app.store().outbox_len().await.unwrap(), 0);
 }

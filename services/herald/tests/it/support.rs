@@ -10,7 +10,9 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
-pub const WAIT: Duration = Duration::from_secs(30);
+/// Generous: a restarted service rejoins its consumer groups, which tansu can
+/// hold for several session timeouts when the machine is busy.
+pub const WAIT: Duration = Duration::from_secs(60);
 
 /// Which set of backends a test runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
