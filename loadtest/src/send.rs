@@ -47,6 +47,23 @@ impl Sent {
         }
     }
 
+    /// Records each send's answer as it comes, until the last.
+    async fn collect<'u>(
+        &mut self,
+        mut answers: impl futures::Stream<Item = (&'u UserId, Instant, Result<NotificationId, String>)>
+            + Unpin,
+        mut progress: Progress,
+    ) {
+        while let Some((user, at, result)) = answers.next().await {
+            match result {
+                Ok(id) => self.expect(id, user, at),
+                Err(e) => self.fail(e),
+            }
+            progress.tick();
+        }
+        self.finished = Instant::now();
+    }
+
     fn expect(&mut self, notification: NotificationId, user: &UserId, at: Instant) {
         let delivery = DeliveryId::derive(notification, user, Channel::Email);
         self.expected.insert(delivery, at);
@@ -142,16 +159,11 @@ pub async fn over_rest(
             (user, at, result)
         }
     });
-    let mut answers = requests.buffer_unordered(load.concurrency);
-    let mut progress = load.progress("sent");
-    while let Some((user, at, result)) = answers.next().await {
-        match result {
-            Ok(id) => sent.expect(id, user, at),
-            Err(e) => sent.fail(e),
-        }
-        progress.tick();
-    }
-    sent.finished = Instant::now();
+    sent.collect(
+        requests.buffer_unordered(load.concurrency),
+        load.progress("sent"),
+    )
+    .await;
     Ok(sent)
 }
 
@@ -205,16 +217,11 @@ pub async fn over_kafka(brokers: &str, topic: &str, load: Load<'_>) -> anyhow::R
             (user, at, result)
         }
     });
-    let mut acks = publishes.buffer_unordered(load.concurrency);
-    let mut progress = load.progress("published");
-    while let Some((user, at, result)) = acks.next().await {
-        match result {
-            Ok(id) => sent.expect(id, user, at),
-            Err(e) => sent.fail(e),
-        }
-        progress.tick();
-    }
-    sent.finished = Instant::now();
+    sent.collect(
+        publishes.buffer_unordered(load.concurrency),
+        load.progress("published"),
+    )
+    .await;
     Ok(sent)
 }
 

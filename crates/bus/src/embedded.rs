@@ -103,15 +103,8 @@ impl EmbeddedBus {
 #[async_trait]
 impl Bus for EmbeddedBus {
     async fn publish(&self, topic: &Topic, key: &str, payload: &[u8]) -> Result<(), BusError> {
-        sqlx::query("INSERT INTO bus_messages (topic, msg_key, payload, created_at) VALUES ($1, $2, $3, $4)")
-            .bind(topic.name())
-            .bind(key)
-            .bind(payload.to_vec())
-            .bind(Utc::now().timestamp_millis())
-            .execute(self.db.write())
-            .await?;
-        self.waker(topic.name()).notify_waiters();
-        Ok(())
+        self.publish_all(&[(topic.clone(), key.to_owned(), payload.to_vec())])
+            .await
     }
 
     async fn publish_all(&self, messages: &[(Topic, String, Vec<u8>)]) -> Result<(), BusError> {

@@ -90,23 +90,43 @@ const EVENT_NAMESPACE: Uuid = Uuid::from_u128(0x6b1f_0d5e_3a2c_4e7b_9f10_2c4d_8e
 /// Namespace for delivery ids derived from (notification, user, channel).
 const DELIVERY_NAMESPACE: Uuid = Uuid::from_u128(0x9d3a_51c2_7e84_4f06_b1a9_5e0c_2d7f_4c02);
 
-/// One notification: one request or event, possibly for many users.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    Serialize,
-    Deserialize,
-    utoipa::ToSchema,
-)]
-#[serde(transparent)]
-#[schema(value_type = String, example = "0190b7a2-6c3e-7d7a-8f00-000000000001")]
-pub struct NotificationId(Uuid);
+/// Declares an id Herald mints: a UUID newtype that parses from and shows as
+/// the UUID's text.
+macro_rules! uuid_id {
+    ($(#[$doc:meta])* $name:ident, $kind:literal) => {
+        $(#[$doc])*
+        #[derive(
+            Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+        )]
+        #[serde(transparent)]
+        #[schema(value_type = String, example = "0190b7a2-6c3e-7d7a-8f00-000000000001")]
+        pub struct $name(Uuid);
+
+        impl $name {
+            pub fn parse(value: &str) -> Result<Self, DomainError> {
+                Uuid::parse_str(value)
+                    .map($name)
+                    .map_err(|_| DomainError::invalid($kind, value, "must be a UUID"))
+            }
+
+            pub fn as_uuid(&self) -> Uuid {
+                self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+    };
+}
+
+uuid_id!(
+    /// One notification: one request or event, possibly for many users.
+    NotificationId,
+    "notification id"
+);
 
 impl NotificationId {
     /// A fresh, time-ordered id for a request that arrived over the API.
@@ -123,16 +143,6 @@ impl NotificationId {
             Err(_) => NotificationId(Uuid::new_v5(&EVENT_NAMESPACE, event_id.as_bytes())),
         }
     }
-
-    pub fn parse(value: &str) -> Result<Self, DomainError> {
-        Uuid::parse_str(value)
-            .map(NotificationId)
-            .map_err(|_| DomainError::invalid("notification id", value, "must be a UUID"))
-    }
-
-    pub fn as_uuid(&self) -> Uuid {
-        self.0
-    }
 }
 
 impl Default for NotificationId {
@@ -141,49 +151,19 @@ impl Default for NotificationId {
     }
 }
 
-impl fmt::Display for NotificationId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-/// One attempt to reach one user on one channel for one notification.
-///
-/// Deterministic, so every stage that sees the same (notification, user,
-/// channel) agrees on the id, and a redelivered job can be recognised.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    Serialize,
-    Deserialize,
-    utoipa::ToSchema,
-)]
-#[serde(transparent)]
-#[schema(value_type = String, example = "0190b7a2-6c3e-7d7a-8f00-000000000001")]
-pub struct DeliveryId(Uuid);
+uuid_id!(
+    /// One attempt to reach one user on one channel for one notification.
+    ///
+    /// Deterministic, so every stage that sees the same (notification, user,
+    /// channel) agrees on the id, and a redelivered job can be recognised.
+    DeliveryId,
+    "delivery id"
+);
 
 impl DeliveryId {
     pub fn derive(notification: NotificationId, user: &UserId, channel: Channel) -> Self {
         let name = format!("{}/{}/{}", notification, user.as_str(), channel.as_str());
         DeliveryId(Uuid::new_v5(&DELIVERY_NAMESPACE, name.as_bytes()))
-    }
-
-    pub fn parse(value: &str) -> Result<Self, DomainError> {
-        Uuid::parse_str(value)
-            .map(DeliveryId)
-            .map_err(|_| DomainError::invalid("delivery id", value, "must be a UUID"))
-    }
-}
-
-impl fmt::Display for DeliveryId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
     }
 }
 

@@ -51,6 +51,14 @@ impl Store {
     }
 }
 
+/// `$1, $2, …, $n`, for an `IN (…)` list of `n` bound values.
+pub(crate) fn placeholders(n: usize) -> String {
+    (1..=n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 pub(crate) fn millis(at: DateTime<Utc>) -> i64 {
     at.timestamp_millis()
 }

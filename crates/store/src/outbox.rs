@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
-use crate::{millis, Dialect, Store, StoreError};
+use crate::{millis, placeholders, Dialect, Store, StoreError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboxMessage {
@@ -90,10 +90,9 @@ impl Store {
     /// Forgets messages the relay has published.
     pub async fn delete_outbox(&self, ids: &[i64]) -> Result<(), StoreError> {
         for chunk in ids.chunks(500) {
-            let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
             let sql = format!(
                 "DELETE FROM outbox WHERE id IN ({})",
-                placeholders.join(", ")
+                placeholders(chunk.len())
             );
             let mut query = sqlx::query(&sql);
             for id in chunk {

@@ -6,7 +6,7 @@ use herald_domain::{
 };
 use sqlx::Row;
 
-use crate::{from_millis, millis, Store, StoreError};
+use crate::{from_millis, millis, placeholders, Store, StoreError};
 
 /// What `PUT /v1/users/{id}` sets. Absent fields are cleared.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -110,10 +110,9 @@ impl Store {
         let mut unknown = Vec::new();
         // Chunks keep the statement under every driver's parameter limit.
         for chunk in ids.chunks(500) {
-            let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
             let sql = format!(
                 "SELECT id FROM users WHERE id IN ({})",
-                placeholders.join(", ")
+                placeholders(chunk.len())
             );
             let mut query = sqlx::query(&sql);
             for id in chunk {

@@ -182,6 +182,24 @@ impl RedisClaimCache {
     fn key(&self, id: DeliveryId) -> String {
         format!("{}claim:{id}", self.prefix)
     }
+
+    /// Overwrites the delivery's hint with `value` for a day, whoever held it.
+    async fn remember(&self, id: DeliveryId, value: String) {
+        let key = self.key(id);
+        let ttl = self.done_ttl.as_secs();
+        let _ = self
+            .link
+            .run("claims", |mut conn| async move {
+                redis::cmd("SET")
+                    .arg(&key)
+                    .arg(&value)
+                    .arg("EX")
+                    .arg(ttl)
+                    .query_async::<()>(&mut conn)
+                    .await
+            })
+            .await;
+    }
 }
 
 #[async_trait]
@@ -224,44 +242,12 @@ impl ClaimCache for RedisClaimCache {
     }
 
     async fn mark_sent(&self, id: DeliveryId, provider_message_id: &str) {
-        let key = self.key(id);
-        let value = format!("sent:{provider_message_id}");
-        let ttl = self.done_ttl.as_secs();
-        let _ = self
-            .link
-            .run("claims", |mut conn| {
-                let (key, value) = (key.clone(), value.clone());
-                async move {
-                    redis::cmd("SET")
-                        .arg(&key)
-                        .arg(&value)
-                        .arg("EX")
-                        .arg(ttl)
-                        .query_async::<()>(&mut conn)
-                        .await
-                }
-            })
+        self.remember(id, format!("sent:{provider_message_id}"))
             .await;
     }
 
     async fn mark_done(&self, id: DeliveryId) {
-        let key = self.key(id);
-        let ttl = self.done_ttl.as_secs();
-        let _ = self
-            .link
-            .run("claims", |mut conn| {
-                let key = key.clone();
-                async move {
-                    redis::cmd("SET")
-                        .arg(&key)
-                        .arg("done")
-                        .arg("EX")
-                        .arg(ttl)
-                        .query_async::<()>(&mut conn)
-                        .await
-                }
-            })
-            .await;
+        self.remember(id, "done".to_owned()).await;
     }
 
     async fn release(&self, id: DeliveryId, token: &str) {
