@@ -54,6 +54,14 @@ async fn claim_hints_behave_the_same(cache: &dyn ClaimCache) {
     );
     cache.release(d, "a").await;
     assert_eq!(cache.try_claim(d, "b", ttl).await, ClaimHint::Acquired);
+    cache.mark_sent(d, "<m1@example.com>").await;
+    assert_eq!(
+        cache.try_claim(d, "c", ttl).await,
+        ClaimHint::Sent {
+            provider_message_id: "<m1@example.com>".into()
+        },
+        "a send nobody recorded yet is reported, whoever held the claim"
+    );
     cache.mark_done(d).await;
     assert_eq!(cache.try_claim(d, "c", ttl).await, ClaimHint::Done);
 }

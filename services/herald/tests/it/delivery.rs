@@ -9,6 +9,7 @@ crate::on_both_backends!(
     transient_smtp_failures_are_retried_until_the_mail_goes_out,
     a_permanent_smtp_refusal_fails_the_delivery_without_retrying,
     transient_failures_give_up_after_the_configured_attempts,
+    stopping_during_a_retry_wait_hands_the_delivery_back_at_once,
     opted_out_channels_are_suppressed_with_the_reason_and_others_still_go,
     push_and_sms_reach_the_file_sink_with_the_users_devices_and_number,
     the_users_locale_picks_the_template_variant,
@@ -281,4 +282,40 @@ async fn the_users_locale_picks_the_template_variant(backend: Backend) {
         .request(reqwest::Method::GET, "/v1/users/amelie/inbox", None)
         .await;
     assert_eq!(inbox["items"][0]["title"], "Bienvenue, Ada !", "{inbox}");
+}
+
+async fn stopping_during_a_retry_wait_hands_the_delivery_back_at_once(backend: Backend) {
+    let mut app = TestApp::spawn_with(crate::support::Options {
+        backend,
+        smtp: true,
+        extra: vec![
+            ("HERALD_RETRY_BASE_MS", "60000".into()),
+            ("HERALD_RETRY_MAX_MS", "60000".into()),
+        ],
+    })
+    .await;
+    let smtp = app.smtp.clone().unwrap();
+    smtp.set_mode(SmtpMode::TempFail);
+    ada(&app).await;
+    let id = app.send(welcome(&["ada"], &["email"])).await;
+    app.eventually(
+        "a refused attempt",
+        || async { smtp.attempts() },
+        |n| *n >= 1,
+    )
+    .await;
+    // The next attempt is 30 to 60 s away; stopping must not wait for it.
+    let stopping = std::time::Instant::now();
+    app.stop().await;
+    assert!(
+        stopping.elapsed() < Duration::from_secs(20),
+        "stop took {:?}",
+        stopping.elapsed()
+    );
+
+    smtp.set_mode(SmtpMode::Accept);
+    app.start().await;
+    let n = app.settled(&id, 1).await;
+    assert_eq!(delivery(&n, "email")["state"], "sent", "{n:#}");
+    assert_eq!(smtp.wait_for(1, WAIT).await.len(), 1);
 }

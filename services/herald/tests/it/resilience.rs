@@ -6,6 +6,7 @@ use crate::support::Backend;
 crate::on_both_backends!(
     a_redelivered_job_never_sends_twice,
     the_same_job_handled_by_eight_workers_at_once_is_sent_once,
+    a_send_a_dead_worker_made_is_recorded_not_repeated,
     poison_records_go_to_the_dlq_with_a_reason_and_the_pipeline_keeps_going,
     an_event_published_straight_to_the_bus_is_delivered_once_per_event_id,
     a_notification_committed_just_before_a_crash_is_delivered_after_restart,
@@ -18,9 +19,12 @@ use herald_domain::{
     Category, Channel, DeliveryJob, NotificationEvent, NotificationId, SystemClock, UserId,
 };
 use herald_providers::{EmailIdentity, SmtpProvider};
+use herald_standins::smtp::SmtpSink;
 use herald_store::{CreateNotification, NewDelivery, OutboxMessage};
 use herald_templates::TemplateStore;
-use herald_workers::{ChannelWorker, LocalClaimCache, LocalRateLimiter, Outcome, WorkerConfig};
+use herald_workers::{
+    ChannelWorker, ClaimCache, LocalClaimCache, LocalRateLimiter, Outcome, WorkerConfig,
+};
 use serde_json::json;
 
 use crate::support::{ada, delivery, templates_dir, welcome, TestApp, WAIT};
@@ -68,13 +72,11 @@ async fn a_redelivered_job_never_sends_twice(backend: Backend) {
     );
 }
 
-async fn the_same_job_handled_by_eight_workers_at_once_is_sent_once(backend: Backend) {
-    let app = TestApp::with_smtp(backend).await;
-    let smtp = app.smtp.clone().unwrap();
-    ada(&app).await;
-    let store = app.store().clone();
+/// A delivery the router recorded as queued, and its job.
+async fn routed_email_job(app: &TestApp, event_id: &str) -> DeliveryJob {
+    let store = app.store();
     let event: NotificationEvent =
-        serde_json::from_value(json!({"event_id": "race-1", "template": "welcome",
+        serde_json::from_value(json!({"event_id": event_id, "template": "welcome",
         "recipients": ["ada"], "params": {"name": "Ada", "app_name": "Acme"}}))
         .unwrap();
     store
@@ -88,33 +90,48 @@ async fn the_same_job_handled_by_eight_workers_at_once_is_sent_once(backend: Bac
         Channel::Email,
         Category::parse("account").unwrap(),
     );
+    let delivery = NewDelivery {
+        id: job.delivery_id,
+        notification_id: job.notification_id,
+        user_id: user,
+        channel: Channel::Email,
+        state: herald_domain::DeliveryState::Queued,
+        reason: None,
+    };
     store
-        .insert_deliveries(
-            &[NewDelivery {
-                id: job.delivery_id,
-                notification_id: job.notification_id,
-                user_id: user,
-                channel: Channel::Email,
-                state: herald_domain::DeliveryState::Queued,
-                reason: None,
-            }],
-            chrono::Utc::now(),
-        )
+        .insert_deliveries(&[delivery], chrono::Utc::now())
         .await
         .unwrap();
+    job
+}
+
+/// An e-mail worker of this app's, sending to `smtp`, with its own claim cache.
+fn email_worker(app: &TestApp, smtp: &SmtpSink, claims: Arc<LocalClaimCache>) -> ChannelWorker {
     let identity = EmailIdentity::parse("Herald <herald@example.com>").unwrap();
     let provider =
         Arc::new(SmtpProvider::from_url(&smtp.url(), identity, Duration::from_secs(5)).unwrap());
-    let worker = Arc::new(ChannelWorker::new(
+    ChannelWorker::new(
         Channel::Email,
-        store,
+        app.store().clone(),
         app.bus().clone(),
         TemplateStore::load(&templates_dir()).unwrap(),
         Some(provider),
-        Arc::new(LocalClaimCache::default()),
+        claims,
         Arc::new(LocalRateLimiter::default()),
         Arc::new(SystemClock),
         WorkerConfig::default(),
+    )
+}
+
+async fn the_same_job_handled_by_eight_workers_at_once_is_sent_once(backend: Backend) {
+    let app = TestApp::with_smtp(backend).await;
+    let smtp = app.smtp.clone().unwrap();
+    ada(&app).await;
+    let job = routed_email_job(&app, "race-1").await;
+    let worker = Arc::new(email_worker(
+        &app,
+        &smtp,
+        Arc::new(LocalClaimCache::default()),
     ));
     let payload = serde_json::to_vec(&job).unwrap();
     let handles: Vec<_> = (0..8)
@@ -136,6 +153,53 @@ async fn the_same_job_handled_by_eight_workers_at_once_is_sent_once(backend: Bac
     assert_eq!(smtp.wait_for(1, WAIT).await.len(), 1);
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(smtp.count(), 1);
+}
+
+async fn a_send_a_dead_worker_made_is_recorded_not_repeated(backend: Backend) {
+    let app = TestApp::with_smtp(backend).await;
+    let smtp = app.smtp.clone().unwrap();
+    ada(&app).await;
+    let job = routed_email_job(&app, "dead-worker-1").await;
+    // A worker claimed it, the provider took the message, the worker died
+    // before writing the outcome; its lease has run out since.
+    let long_ago = chrono::Utc::now() - chrono::Duration::minutes(10);
+    let claimed = app
+        .store()
+        .claim_delivery(
+            job.delivery_id,
+            "dead-worker",
+            long_ago,
+            long_ago + chrono::Duration::minutes(2),
+        )
+        .await
+        .unwrap();
+    assert_eq!(claimed, herald_store::Claim::Claimed { attempt: 1 });
+    let claims = Arc::new(LocalClaimCache::default());
+    claims
+        .mark_sent(job.delivery_id, "<taken@example.com>")
+        .await;
+
+    let worker = email_worker(&app, &smtp, claims);
+    let outcome = worker
+        .handle(&serde_json::to_vec(&job).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome,
+        Outcome::Finished(herald_domain::DeliveryState::Sent)
+    );
+    let delivery = app
+        .store()
+        .get_delivery(job.delivery_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        delivery.provider_message_id.as_deref(),
+        Some("<taken@example.com>")
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(smtp.count(), 0, "not sent again");
 }
 
 async fn poison_records_go_to_the_dlq_with_a_reason_and_the_pipeline_keeps_going(backend: Backend) {
