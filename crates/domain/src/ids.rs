@@ -9,11 +9,11 @@ use crate::{Channel, DomainError};
 
 /// Declares a string newtype whose only constructor checks the value.
 macro_rules! checked_string {
-    ($(#[$doc:meta])* $name:ident, $kind:literal, $max:expr, $allowed:expr, $reason:literal) => {
+    ($(#[$doc:meta])* $name:ident, $kind:literal, $max:expr, $allowed:expr, $reason:literal, $pattern:literal) => {
         $(#[$doc])*
         #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
         #[serde(try_from = "String", into = "String")]
-        #[schema(value_type = String)]
+        #[schema(value_type = String, pattern = $pattern)]
         pub struct $name(String);
 
         impl $name {
@@ -64,7 +64,8 @@ checked_string!(
     "user id",
     128,
     |c| c.is_ascii_alphanumeric() || "-_.:@+".contains(c),
-    "may contain only ASCII letters, digits and - _ . : @ +"
+    "may contain only ASCII letters, digits and - _ . : @ +",
+    r"^[A-Za-z0-9_.:@+\-]{1,128}$"
 );
 
 checked_string!(
@@ -73,7 +74,8 @@ checked_string!(
     "template name",
     64,
     |c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-',
-    "may contain only lower-case letters, digits, _ and -"
+    "may contain only lower-case letters, digits, _ and -",
+    r"^[a-z0-9_\-]{1,64}$"
 );
 
 checked_string!(
@@ -82,7 +84,29 @@ checked_string!(
     "category",
     64,
     |c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-',
-    "may contain only lower-case letters, digits, _ and -"
+    "may contain only lower-case letters, digits, _ and -",
+    r"^[a-z0-9_\-]{1,64}$"
+);
+
+checked_string!(
+    /// A list of subscribers a notification can be sent to: `release-notes`.
+    TopicName,
+    "topic name",
+    128,
+    |c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_-.:".contains(c),
+    "may contain only lower-case letters, digits and _ - . :",
+    r"^[a-z0-9_.:\-]{1,128}$"
+);
+
+checked_string!(
+    /// What makes notifications one digest: the same key, user and channel
+    /// inside the template's digest window (`post-981-comments`).
+    GroupKey,
+    "group key",
+    200,
+    |c| c.is_ascii_graphic(),
+    "may contain only visible ASCII characters",
+    r"^[!-~]{1,200}$"
 );
 
 /// Namespace for notification ids derived from a producer's `event_id`.
@@ -165,6 +189,25 @@ impl DeliveryId {
         let name = format!("{}/{}/{}", notification, user.as_str(), channel.as_str());
         DeliveryId(Uuid::new_v5(&DELIVERY_NAMESPACE, name.as_bytes()))
     }
+
+    /// A digest's own delivery: one per (user, channel, digest key, window
+    /// opening), never equal to a single notification's delivery id.
+    pub fn for_digest(user: &UserId, channel: Channel, key: &str, opened_at_ms: i64) -> Self {
+        let name = format!(
+            "digest/{}/{}/{}/{opened_at_ms}",
+            user.as_str(),
+            channel.as_str(),
+            key
+        );
+        DeliveryId(Uuid::new_v5(&DELIVERY_NAMESPACE, name.as_bytes()))
+    }
+}
+
+impl NotificationId {
+    /// The notification a digest delivery belongs to: the digest itself.
+    pub fn for_digest(digest: DeliveryId) -> Self {
+        NotificationId(digest.0)
+    }
 }
 
 #[cfg(test)]
@@ -201,6 +244,12 @@ mod tests {
         assert!(TemplateName::parse("../etc").is_err());
         assert!(Category::parse("marketing").is_ok());
         assert!(Category::parse("").is_err());
+        assert!(TopicName::parse("release-notes").is_ok());
+        assert!(TopicName::parse("post.981:followers").is_ok());
+        assert!(TopicName::parse("Release Notes").is_err());
+        assert!(GroupKey::parse("post-981/comments").is_ok());
+        assert!(GroupKey::parse("has space").is_err());
+        assert!(GroupKey::parse("x".repeat(201)).is_err());
     }
 
     #[test]

@@ -7,26 +7,41 @@
 //! may move a delivery's state, when to retry) are plain functions tested with
 //! tables next to them. Time comes from an injected [`Clock`].
 
+mod caps;
 mod channel;
 mod clock;
 mod contact;
+mod decision;
 mod device;
 mod error;
 mod ids;
 mod notification;
+mod policy;
 mod preferences;
 mod receipt;
 mod retry;
 mod routing;
+mod schedule;
+mod span;
+mod trace;
 
+pub use caps::next_slot;
 pub use channel::Channel;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use contact::{EmailAddress, Locale, PhoneNumber, TimeZoneName};
+pub use decision::{decide, Decision, DigestPlan, Situation, Verdict};
 pub use device::{Device, PushPlatform};
 pub use error::DomainError;
-pub use ids::{Category, DeliveryId, NotificationId, TemplateName, UserId};
-pub use notification::{DeliveryJob, NotificationEvent, Priority, SCHEMA_VERSION};
-pub use preferences::{CategoryPolicy, Preferences};
+pub use ids::{Category, DeliveryId, GroupKey, NotificationId, TemplateName, TopicName, UserId};
+pub use notification::{
+    DeliveryJob, NotificationEvent, NotificationRequest, Priority, Recipient, MAX_RECIPIENTS,
+    SCHEMA_VERSION,
+};
+pub use policy::{CategoryPolicy, FrequencyCap};
+pub use preferences::{DecidingRule, Effective, Preferences};
 pub use receipt::{DeliveryState, Receipt};
 pub use retry::{RetryAction, RetryPolicy};
-pub use routing::{route, select_channels, RecipientProfile, RouteDecision, SuppressReason};
+pub use routing::{select_channels, RecipientProfile, SuppressReason};
+pub use schedule::{DigestSchedule, QuietHours, QuietWindow};
+pub use span::Span;
+pub use trace::{Outcome, Rule, TraceStep};

@@ -20,10 +20,12 @@ pub enum DeliveryState {
     Failed,
     Bounced,
     Read,
+    /// Withdrawn by `DELETE /v1/notifications/{id}` before it was sent.
+    Cancelled,
 }
 
 impl DeliveryState {
-    pub const ALL: [DeliveryState; 9] = [
+    pub const ALL: [DeliveryState; 10] = [
         DeliveryState::Queued,
         DeliveryState::Deferred,
         DeliveryState::Suppressed,
@@ -33,6 +35,7 @@ impl DeliveryState {
         DeliveryState::Failed,
         DeliveryState::Bounced,
         DeliveryState::Read,
+        DeliveryState::Cancelled,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -46,6 +49,7 @@ impl DeliveryState {
             DeliveryState::Failed => "failed",
             DeliveryState::Bounced => "bounced",
             DeliveryState::Read => "read",
+            DeliveryState::Cancelled => "cancelled",
         }
     }
 
@@ -64,8 +68,10 @@ impl DeliveryState {
     pub fn reachable_from(self) -> &'static [DeliveryState] {
         use DeliveryState::*;
         match self {
-            Queued => &[],
-            Deferred => &[Queued],
+            // Whoever queues or defers a delivery writes that itself; a
+            // receipt saying so is an echo and must not undo a later move
+            // (a retry timer may have queued it again already).
+            Queued | Deferred => &[],
             Suppressed => &[Queued, Deferred],
             Sending => &[Queued, Deferred],
             Sent => &[Queued, Deferred, Sending, Failed],
@@ -73,6 +79,7 @@ impl DeliveryState {
             Delivered => &[Queued, Deferred, Sending, Sent],
             Bounced => &[Sending, Sent, Delivered],
             Read => &[Sent, Delivered],
+            Cancelled => &[Queued, Deferred],
         }
     }
 
@@ -140,6 +147,12 @@ mod tests {
             (Bounced, Delivered, false),
             (Queued, Read, false),
             (Sent, Queued, false),
+            (Queued, Cancelled, true),
+            (Deferred, Cancelled, true),
+            (Sending, Cancelled, false),
+            (Sent, Cancelled, false),
+            (Cancelled, Sent, false),
+            (Cancelled, Queued, false),
         ];
         for (from, to, allowed) in moves {
             assert_eq!(

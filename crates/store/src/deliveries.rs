@@ -2,9 +2,12 @@
 //! worker at a time, moved forward by receipts.
 
 use chrono::{DateTime, Utc};
-use herald_domain::{Channel, DeliveryId, DeliveryState, NotificationId, Receipt, UserId};
+use herald_domain::{
+    Channel, DeliveryId, DeliveryState, NotificationId, Outcome, Receipt, Rule, TraceStep, UserId,
+};
 use sqlx::Row;
 
+use crate::timers::{self, NewTimer, TimerKind};
 use crate::{from_millis, millis, Store, StoreError};
 
 #[derive(Debug, Clone)]
@@ -15,6 +18,35 @@ pub struct NewDelivery {
     pub channel: Channel,
     pub state: DeliveryState,
     pub reason: Option<String>,
+    /// When a deferred delivery is due.
+    pub not_before: Option<DateTime<Utc>>,
+    /// The rules that decided it so far.
+    pub trace: Vec<TraceStep>,
+    /// The digest that carries it, for a grouped notification.
+    pub digest_id: Option<DeliveryId>,
+}
+
+impl NewDelivery {
+    /// A delivery with no deferral, trace or digest; the rest is set by field.
+    pub fn new(
+        id: DeliveryId,
+        notification_id: NotificationId,
+        user_id: UserId,
+        channel: Channel,
+        state: DeliveryState,
+    ) -> Self {
+        NewDelivery {
+            id,
+            notification_id,
+            user_id,
+            channel,
+            state,
+            reason: None,
+            not_before: None,
+            trace: Vec::new(),
+            digest_id: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -27,7 +59,28 @@ pub struct DeliveryRecord {
     pub attempts: i64,
     pub provider_message_id: Option<String>,
     pub last_error: Option<String>,
+    pub not_before: Option<DateTime<Utc>>,
+    pub trace: Vec<TraceStep>,
+    pub digest_id: Option<DeliveryId>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// The trace column holds one JSON object per line, so appending a step is
+/// a string concatenation both databases do in place.
+pub(crate) fn encode_trace(steps: &[TraceStep]) -> Result<String, StoreError> {
+    let mut out = String::new();
+    for step in steps {
+        out.push_str(&serde_json::to_string(step).map_err(|e| StoreError::corrupt("trace", e))?);
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+fn decode_trace(text: &str) -> Result<Vec<TraceStep>, StoreError> {
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).map_err(|e| StoreError::corrupt("trace", e)))
+        .collect()
 }
 
 /// The answer to "may I send this delivery now?".
@@ -42,12 +95,14 @@ pub enum Claim {
     },
     /// Another worker holds it until `until`.
     Busy { until: DateTime<Utc> },
+    /// Deferred until a timer releases it; a job for it now is stale.
+    Waiting { until: Option<DateTime<Utc>> },
     /// No such delivery.
     Missing,
 }
 
-const DELIVERY_COLUMNS: &str =
-    "id, notification_id, user_id, channel, state, attempts, provider_message_id, last_error, updated_at";
+const DELIVERY_COLUMNS: &str = "id, notification_id, user_id, channel, state, attempts, \
+     provider_message_id, last_error, not_before, trace, digest_id, updated_at";
 
 fn delivery_from_row(row: &sqlx::any::AnyRow) -> Result<DeliveryRecord, StoreError> {
     let corrupt = |e: herald_domain::DomainError| StoreError::corrupt("delivery", e);
@@ -65,6 +120,14 @@ fn delivery_from_row(row: &sqlx::any::AnyRow) -> Result<DeliveryRecord, StoreErr
         attempts: row.try_get("attempts")?,
         provider_message_id: row.try_get("provider_message_id")?,
         last_error: row.try_get("last_error")?,
+        not_before: row
+            .try_get::<Option<i64>, _>("not_before")?
+            .map(from_millis),
+        trace: decode_trace(&row.try_get::<String, _>("trace")?)?,
+        digest_id: row
+            .try_get::<Option<String>, _>("digest_id")?
+            .map(|id| DeliveryId::parse(&id).map_err(corrupt))
+            .transpose()?,
         updated_at: from_millis(row.try_get("updated_at")?),
     })
 }
@@ -89,21 +152,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let mut tx = self.db.write().begin().await?;
-        for d in deliveries {
-            sqlx::query(
-                "INSERT INTO deliveries (id, notification_id, user_id, channel, state, last_error, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $7) ON CONFLICT (id) DO NOTHING",
-            )
-            .bind(d.id.to_string())
-            .bind(d.notification_id.to_string())
-            .bind(d.user_id.as_str())
-            .bind(d.channel.as_str())
-            .bind(d.state.as_str())
-            .bind(d.reason.clone())
-            .bind(millis(now))
-            .execute(&mut *tx)
-            .await?;
-        }
+        insert_deliveries(&mut tx, deliveries, now).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -121,7 +170,7 @@ impl Store {
         let claimed = sqlx::query(
             "UPDATE deliveries SET state = 'sending', attempts = attempts + 1, lease_token = $2, \
                lease_until = $3, updated_at = $4 \
-             WHERE id = $1 AND (state IN ('queued', 'deferred') \
+             WHERE id = $1 AND (state = 'queued' \
                OR (state = 'sending' AND (lease_until < $4 OR lease_token = $2))) \
              RETURNING attempts",
         )
@@ -137,7 +186,7 @@ impl Store {
             });
         }
         let row = sqlx::query(
-            "SELECT state, provider_message_id, lease_until FROM deliveries WHERE id = $1",
+            "SELECT state, provider_message_id, lease_until, not_before FROM deliveries WHERE id = $1",
         )
         .bind(id.to_string())
         .fetch_optional(self.db.write())
@@ -147,6 +196,15 @@ impl Store {
         };
         let state: String = row.try_get("state")?;
         let state = DeliveryState::parse(&state).map_err(|e| StoreError::corrupt("delivery", e))?;
+        if state == DeliveryState::Deferred {
+            // Waiting for a timer (quiet hours, a cap, a retry): the timer
+            // hands it out again when it is due.
+            return Ok(Claim::Waiting {
+                until: row
+                    .try_get::<Option<i64>, _>("not_before")?
+                    .map(from_millis),
+            });
+        }
         if state == DeliveryState::Sending {
             return Ok(Claim::Busy {
                 until: from_millis(row.try_get("lease_until")?),
@@ -158,28 +216,43 @@ impl Store {
         })
     }
 
-    /// Notes a failed attempt while keeping the claim, extending the lease to
-    /// cover the wait before the next one.
-    pub async fn note_attempt_failed(
+    /// Ends a claim with a transient failure: the delivery waits, as
+    /// `deferred`, until `until`, when a retry timer hands it back to its
+    /// queue. No worker holds anything while it waits. `false` if the claim
+    /// was lost.
+    #[tracing::instrument(skip(self, token, error))]
+    pub async fn defer_retry(
         &self,
         id: DeliveryId,
         token: &str,
         error: &str,
+        until: DateTime<Utc>,
         now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
+        let step = TraceStep::new(Rule::Retry, Outcome::Deferred, now)
+            .until(until.fixed_offset())
+            .because(error.chars().take(300).collect::<String>());
+        let mut tx = self.db.write().begin().await?;
         let done = sqlx::query(
-            "UPDATE deliveries SET last_error = $3, lease_until = $4, updated_at = $5 \
+            "UPDATE deliveries SET state = 'deferred', not_before = $3, last_error = $4, \
+               trace = trace || $5, lease_token = NULL, lease_until = 0, updated_at = $6 \
              WHERE id = $1 AND lease_token = $2 AND state = 'sending'",
         )
         .bind(id.to_string())
         .bind(token)
+        .bind(millis(until))
         .bind(error)
-        .bind(millis(lease_until))
+        .bind(encode_trace(std::slice::from_ref(&step))?)
         .bind(millis(now))
-        .execute(self.db.write())
+        .execute(&mut *tx)
         .await?;
-        Ok(done.rows_affected() == 1)
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        let timer = NewTimer::new(TimerKind::Retry, id.to_string(), until);
+        timers::schedule(&mut tx, &timer, now).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// Ends a claim with its outcome. `false` if the claim was lost (the
@@ -245,9 +318,55 @@ impl Store {
             .bind(receipt.reason.clone())
             .bind(millis(now))
             .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            == 1;
+        if moved && receipt.state == DeliveryState::Read {
+            // Read (or opened): an escalation waiting on it is not needed.
+            let escalation =
+                timers::timer_id(TimerKind::Escalate, &receipt.delivery_id.to_string());
+            let cancelled = sqlx::query("DELETE FROM timers WHERE id = $1")
+                .bind(escalation)
+                .execute(&mut *tx)
+                .await?;
+            if cancelled.rows_affected() == 1 {
+                let step = TraceStep::new(Rule::Escalation, Outcome::Cancelled, now)
+                    .because(receipt.reason.clone().unwrap_or_else(|| "read".into()));
+                sqlx::query("UPDATE deliveries SET trace = trace || $2 WHERE id = $1")
+                    .bind(receipt.delivery_id.to_string())
+                    .bind(encode_trace(std::slice::from_ref(&step))?)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        // A digest's members follow the delivery that carries them.
+        let members = format!(
+            "UPDATE deliveries SET state = $2, updated_at = $3 \
+             WHERE digest_id = $1 AND state IN ({})",
+            state_list(receipt.state.reachable_from())
+        );
+        sqlx::query(&members)
+            .bind(receipt.delivery_id.to_string())
+            .bind(receipt.state.as_str())
+            .bind(millis(now))
+            .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(moved.rows_affected() == 1)
+        Ok(moved)
+    }
+
+    /// Appends steps to a delivery's trace without moving it.
+    pub async fn append_trace(
+        &self,
+        id: DeliveryId,
+        steps: &[TraceStep],
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE deliveries SET trace = trace || $2 WHERE id = $1")
+            .bind(id.to_string())
+            .bind(encode_trace(steps)?)
+            .execute(self.db.write())
+            .await?;
+        Ok(())
     }
 
     pub async fn get_delivery(&self, id: DeliveryId) -> Result<Option<DeliveryRecord>, StoreError> {
@@ -287,4 +406,55 @@ impl Store {
             })
             .collect()
     }
+}
+
+/// Inserts deliveries that do not exist yet, inside `tx`.
+pub(crate) async fn insert_deliveries(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    deliveries: &[NewDelivery],
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    for d in deliveries {
+        insert_delivery(tx, d, now).await?;
+    }
+    Ok(())
+}
+
+/// Inserts one delivery unless it exists; returns whether it was new.
+pub(crate) async fn insert_delivery(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    d: &NewDelivery,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "INSERT INTO deliveries (id, notification_id, user_id, channel, state, last_error, \
+           not_before, trace, digest_id, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(d.id.to_string())
+    .bind(d.notification_id.to_string())
+    .bind(d.user_id.as_str())
+    .bind(d.channel.as_str())
+    .bind(d.state.as_str())
+    .bind(d.reason.clone())
+    .bind(d.not_before.map(millis))
+    .bind(encode_trace(&d.trace)?)
+    .bind(d.digest_id.map(|id| id.to_string()))
+    .bind(millis(now))
+    .execute(&mut **tx)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// One delivery, read inside `tx`.
+pub(crate) async fn fetch_delivery(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    id: DeliveryId,
+) -> Result<Option<DeliveryRecord>, StoreError> {
+    let sql = format!("SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE id = $1");
+    let row = sqlx::query(&sql)
+        .bind(id.to_string())
+        .fetch_optional(&mut **tx)
+        .await?;
+    row.as_ref().map(delivery_from_row).transpose()
 }

@@ -9,22 +9,32 @@
 //! with the outbox rows it causes, so nothing is published for a change that
 //! did not happen and no change is left unannounced.
 
+mod categories;
 mod db;
+mod decisions;
 mod deliveries;
+mod digests;
 mod error;
 mod inbox;
 mod notifications;
 mod outbox;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod timers;
+mod topics;
 mod users;
 
+pub use categories::CategoryRecord;
 pub use db::{redact as redact_url, Db, Dialect};
+pub use decisions::{Decided, DecisionTx};
 pub use deliveries::{Claim, DeliveryRecord, NewDelivery};
+pub use digests::{digest_carrier, ClosedDigest, DigestKind, DigestMember, DigestRef};
 pub use error::StoreError;
 pub use inbox::{InboxItem, InboxItemKey, InboxPage, MarkRead, NewInboxItem};
-pub use notifications::{CreateNotification, Created, NotificationRecord, Source};
+pub use notifications::{Cancelled, CreateNotification, Created, NotificationRecord, Source};
 pub use outbox::OutboxMessage;
+pub use timers::{timer_id, NewTimer, Timer, TimerKind};
+pub use topics::{SubscriberChange, TopicRecord};
 pub use users::{UserProfile, UserRecord};
 
 use chrono::{DateTime, TimeZone, Utc};

@@ -1,10 +1,15 @@
 //! Notifications as they were asked for, with their idempotency keys.
 
 use chrono::{DateTime, Utc};
-use herald_domain::{NotificationEvent, NotificationId};
+use herald_domain::{
+    Channel, DeliveryId, DeliveryState, NotificationEvent, NotificationId, Outcome, Receipt, Rule,
+    TraceStep, UserId, SCHEMA_VERSION,
+};
 use sqlx::Row;
 
+use crate::deliveries::encode_trace;
 use crate::outbox::{insert_outbox, OutboxMessage};
+use crate::timers::{self, TimerKind};
 use crate::{from_millis, millis, DeliveryRecord, Store, StoreError};
 
 /// Where a notification came from.
@@ -12,6 +17,8 @@ use crate::{from_millis, millis, DeliveryRecord, Store, StoreError};
 pub enum Source {
     Api,
     Bus,
+    /// Assembled by Herald from the notifications a digest collected.
+    Digest,
 }
 
 impl Source {
@@ -19,6 +26,7 @@ impl Source {
         match self {
             Source::Api => "api",
             Source::Bus => "bus",
+            Source::Digest => "digest",
         }
     }
 }
@@ -47,7 +55,16 @@ pub struct NotificationRecord {
     pub event: NotificationEvent,
     pub source: String,
     pub created_at: DateTime<Utc>,
+    pub cancelled_at: Option<DateTime<Utc>>,
     pub deliveries: Vec<DeliveryRecord>,
+}
+
+/// What `DELETE /v1/notifications/{id}` came to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cancelled {
+    /// These deliveries were withdrawn; the rest had been sent or decided.
+    Withdrawn(Vec<DeliveryId>),
+    NotFound,
 }
 
 impl Store {
@@ -95,15 +112,16 @@ impl Store {
         Ok(Created::New(id))
     }
 
-    /// Records a notification that arrived on the bus, unless it is known.
-    /// Returns whether it was new.
+    /// Records a notification that arrived on the bus (or that a digest
+    /// assembled), unless it is known. Returns whether it was new.
     pub async fn ensure_notification(
         &self,
         event: &NotificationEvent,
+        source: Source,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         let mut tx = self.db.write().begin().await?;
-        let new = insert_notification(&mut tx, event, Source::Bus, now).await?;
+        let new = insert_notification(&mut tx, event, source, now).await?;
         tx.commit().await?;
         Ok(new)
     }
@@ -112,10 +130,24 @@ impl Store {
         &self,
         id: NotificationId,
     ) -> Result<Option<NotificationRecord>, StoreError> {
-        let row = sqlx::query("SELECT event, source, created_at FROM notifications WHERE id = $1")
-            .bind(id.to_string())
-            .fetch_optional(self.db.read())
-            .await?;
+        let Some(mut record) = self.get_notification_only(id).await? else {
+            return Ok(None);
+        };
+        record.deliveries = self.deliveries_of(id).await?;
+        Ok(Some(record))
+    }
+
+    /// A notification without its deliveries.
+    pub async fn get_notification_only(
+        &self,
+        id: NotificationId,
+    ) -> Result<Option<NotificationRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT event, source, created_at, cancelled_at FROM notifications WHERE id = $1",
+        )
+        .bind(id.to_string())
+        .fetch_optional(self.db.read())
+        .await?;
         let Some(row) = row else { return Ok(None) };
         let event: String = row.try_get("event")?;
         let event =
@@ -125,8 +157,88 @@ impl Store {
             event,
             source: row.try_get("source")?,
             created_at: from_millis(row.try_get("created_at")?),
-            deliveries: self.deliveries_of(id).await?,
+            cancelled_at: row
+                .try_get::<Option<i64>, _>("cancelled_at")?
+                .map(from_millis),
+            deliveries: Vec::new(),
         }))
+    }
+
+    /// Cancels a notification: every delivery not yet handed to a provider
+    /// (queued or deferred) becomes `cancelled`, its timers and cap slots
+    /// go, and a `cancelled` receipt for each is put in the outbox; anything
+    /// routed later (an event not yet routed, a topic not yet expanded) is
+    /// cancelled as it is routed. A job already queued finds its delivery
+    /// cancelled and sends nothing.
+    #[tracing::instrument(skip(self))]
+    pub async fn cancel_notification(
+        &self,
+        id: NotificationId,
+        now: DateTime<Utc>,
+    ) -> Result<Cancelled, StoreError> {
+        let mut tx = self.db.write().begin().await?;
+        let found = sqlx::query(
+            "UPDATE notifications SET cancelled_at = COALESCE(cancelled_at, $2) WHERE id = $1",
+        )
+        .bind(id.to_string())
+        .bind(millis(now))
+        .execute(&mut *tx)
+        .await?;
+        if found.rows_affected() == 0 {
+            return Ok(Cancelled::NotFound);
+        }
+        let step = TraceStep::new(Rule::Cancellation, Outcome::Cancelled, now);
+        let rows = sqlx::query(
+            "UPDATE deliveries SET state = 'cancelled', not_before = NULL, trace = trace || $2, \
+               updated_at = $3 \
+             WHERE notification_id = $1 AND state IN ('queued', 'deferred') \
+               AND (digest_id IS NULL OR digest_id IN (SELECT id FROM digests WHERE state = 'open')) \
+             RETURNING id, user_id, channel",
+        )
+        .bind(id.to_string())
+        .bind(encode_trace(std::slice::from_ref(&step))?)
+        .bind(millis(now))
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut withdrawn = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let corrupt = |e| StoreError::corrupt("delivery", e);
+            let delivery = DeliveryId::parse(&row.try_get::<String, _>("id")?).map_err(corrupt)?;
+            let user = UserId::parse(row.try_get::<String, _>("user_id")?).map_err(corrupt)?;
+            let channel: Channel = row
+                .try_get::<String, _>("channel")?
+                .parse()
+                .map_err(corrupt)?;
+            for kind in [TimerKind::Release, TimerKind::Retry, TimerKind::Escalate] {
+                timers::cancel(&mut tx, kind, &delivery.to_string()).await?;
+            }
+            sqlx::query("DELETE FROM cap_slots WHERE delivery_id = $1")
+                .bind(delivery.to_string())
+                .execute(&mut *tx)
+                .await?;
+            let receipt = Receipt {
+                schema_version: SCHEMA_VERSION,
+                delivery_id: delivery,
+                notification_id: id,
+                user_id: user.clone(),
+                channel,
+                state: DeliveryState::Cancelled,
+                reason: Some("cancelled".into()),
+                provider_message_id: None,
+                at: now,
+            };
+            let payload =
+                serde_json::to_string(&receipt).map_err(|e| StoreError::corrupt("receipt", e))?;
+            insert_outbox(
+                &mut tx,
+                &OutboxMessage::new("receipts", user.as_str(), payload),
+                now,
+            )
+            .await?;
+            withdrawn.push(delivery);
+        }
+        tx.commit().await?;
+        Ok(Cancelled::Withdrawn(withdrawn))
     }
 }
 
@@ -143,9 +255,9 @@ async fn insert_notification(
     )
     .bind(event.notification_id().to_string())
     .bind(event.event_id.as_str())
-    .bind(event.template.as_str())
-    .bind(event.category.as_ref().map(|c| c.as_str().to_owned()))
-    .bind(event.priority.as_str())
+    .bind(event.request.template.as_str())
+    .bind(event.request.category.as_ref().map(|c| c.as_str().to_owned()))
+    .bind(event.request.priority.as_str())
     .bind(source.as_str())
     .bind(json)
     .bind(millis(now))

@@ -40,3 +40,25 @@ pub async fn postgres_store() -> Result<Store, StoreError> {
     db.migrate().await?;
     Ok(Store::new(db))
 }
+
+/// Runs each listed test once per backend: `async fn name(store: Store)`.
+#[macro_export]
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test]
+            async fn $name() {
+                let dir = tempfile::tempdir().unwrap();
+                let store = $crate::testing::sqlite_store(dir.path()).await.unwrap();
+                super::$name(store).await;
+            })*
+        }
+        mod postgres {
+            $(#[tokio::test]
+            async fn $name() {
+                let store = $crate::testing::postgres_store().await.unwrap();
+                super::$name(store).await;
+            })*
+        }
+    };
+}

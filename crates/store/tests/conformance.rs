@@ -12,26 +12,7 @@ use herald_store::{
     UserProfile,
 };
 
-/// Runs each listed test once per backend.
-macro_rules! conformance {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test]
-            async fn $name() {
-                let dir = tempfile::tempdir().unwrap();
-                let store = herald_store::testing::sqlite_store(dir.path()).await.unwrap();
-                super::$name(store).await;
-            })*
-        }
-        mod postgres {
-            $(#[tokio::test]
-            async fn $name() {
-                let store = herald_store::testing::postgres_store().await.unwrap();
-                super::$name(store).await;
-            })*
-        }
-    };
-}
+use herald_store::conformance;
 
 conformance!(
     users_are_created_then_replaced_keeping_preferences_and_devices,
@@ -81,14 +62,13 @@ async fn seeded_delivery(store: &Store) -> DeliveryId {
     let e = event("e-delivery", &["u1"]);
     store.create_notification(create(&e, None)).await.unwrap();
     let id = DeliveryId::derive(e.notification_id(), &user("u1"), Channel::Email);
-    let d = NewDelivery {
+    let d = NewDelivery::new(
         id,
-        notification_id: e.notification_id(),
-        user_id: user("u1"),
-        channel: Channel::Email,
-        state: DeliveryState::Queued,
-        reason: None,
-    };
+        e.notification_id(),
+        user("u1"),
+        Channel::Email,
+        DeliveryState::Queued,
+    );
     store
         .insert_deliveries(std::slice::from_ref(&d), t0())
         .await

@@ -32,6 +32,15 @@ pub const OUTBOX_RELAYED: &str = "herald_outbox_relayed_total";
 pub const REDIS_FALLBACKS: &str = "herald_redis_fallbacks_total";
 /// HTTP requests answered, by route and status class.
 pub const HTTP_REQUESTS: &str = "herald_http_requests_total";
+/// Deliveries left waiting by a rule, by channel and rule (`quiet_hours`,
+/// `send_at`, `frequency_cap`, `grouped`, `retry`).
+pub const DEFERRED: &str = "herald_deferred_total";
+/// Durable timers fired, by kind and result (`ok`, `retry`, `failed`).
+pub const TIMERS_FIRED: &str = "herald_timers_fired_total";
+/// How late timers fire after they are due, by kind.
+pub const TIMER_LATENESS_SECONDS: &str = "herald_timer_lateness_seconds";
+/// Timers waiting to fire.
+pub const TIMERS_PENDING: &str = "herald_timers_pending";
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -47,6 +56,14 @@ pub fn prometheus() -> PrometheusHandle {
                         0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
                     ],
                 )
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full(TIMER_LATENESS_SECONDS.to_owned()),
+                        &[
+                            0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 30.0, 120.0, 600.0,
+                        ],
+                    )
+                })
                 .unwrap_or_else(|_| PrometheusBuilder::new())
                 .build_recorder();
             let handle = recorder.handle();
@@ -96,4 +113,15 @@ fn describe() {
         "Times Redis was unreachable and Herald fell back, by use"
     );
     describe_counter!(HTTP_REQUESTS, "HTTP requests, by route and status class");
+    describe_counter!(
+        DEFERRED,
+        "Deliveries left waiting by a rule, by channel and rule"
+    );
+    describe_counter!(TIMERS_FIRED, "Durable timers fired, by kind and result");
+    describe_histogram!(
+        TIMER_LATENESS_SECONDS,
+        Unit::Seconds,
+        "How long after its due time a timer fired, by kind"
+    );
+    describe_gauge!(TIMERS_PENDING, "Durable timers waiting to fire");
 }

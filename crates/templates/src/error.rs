@@ -15,6 +15,12 @@ pub enum TemplateError {
         part: String,
         message: String,
     },
+    /// A digest was asked of a template that ships no `digest.*.hbs` files.
+    #[error("template {template} has no digest variant")]
+    NoDigestVariant { template: String },
+    /// A digest was asked for with no items: there is nothing to tell.
+    #[error("cannot render a digest of template {template} without items")]
+    EmptyDigest { template: String },
     /// The templates folder is broken. `path` names the offending file or
     /// folder; this is an operator's problem, found at startup.
     #[error("{path}: {message}")]
@@ -23,13 +29,21 @@ pub enum TemplateError {
 
 impl TemplateError {
     /// True when the request is at fault (a 4xx), false when the templates
-    /// folder is.
+    /// folder or Herald itself is.
+    ///
+    /// The digest errors are not the request's fault: the router groups only
+    /// notifications of a template that has a digest variant (a `digest`
+    /// window requires one), and a digest is opened by its first member. A
+    /// template that lost its variant in a deploy while a digest was open,
+    /// or a digest of nothing, is Herald's problem, not the sender's.
     pub fn is_caller_error(&self) -> bool {
         match self {
             TemplateError::UnknownTemplate(_)
             | TemplateError::ChannelNotOffered { .. }
             | TemplateError::Render { .. } => true,
-            TemplateError::Load { .. } => false,
+            TemplateError::NoDigestVariant { .. }
+            | TemplateError::EmptyDigest { .. }
+            | TemplateError::Load { .. } => false,
         }
     }
 }

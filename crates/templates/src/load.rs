@@ -10,27 +10,13 @@ use std::path::{Path, PathBuf};
 
 use handlebars::template::TemplateElement;
 use handlebars::{no_escape, Handlebars, Template as Compiled};
-use herald_domain::{Category, Channel, TemplateName};
-use serde::Deserialize;
-use serde_json::{Map, Value};
+use herald_domain::{Channel, TemplateName};
 
-use crate::part::{Part, PartFile};
-use crate::{Inner, PartSource, Template, TemplateError, TemplateInfo};
+use crate::manifest::read_manifest;
+use crate::part::{Part, PartFile, Variant};
+use crate::{helpers, FileKey, Inner, PartSource, Template, TemplateError, TemplateInfo};
 
 const MANIFEST: &str = "template.toml";
-
-/// The contents of `template.toml`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Manifest {
-    description: String,
-    category: Category,
-    channels: Vec<Channel>,
-    #[serde(default)]
-    params: Vec<String>,
-    #[serde(default)]
-    example: Map<String, Value>,
-}
 
 pub(crate) fn load_dir(dir: &Path) -> Result<Inner, TemplateError> {
     let mut html = Handlebars::new();
@@ -38,6 +24,8 @@ pub(crate) fn load_dir(dir: &Path) -> Result<Inner, TemplateError> {
     let mut text = Handlebars::new();
     text.set_strict_mode(true);
     text.register_escape_fn(no_escape);
+    helpers::register(&mut html);
+    helpers::register(&mut text);
 
     let mut templates = BTreeMap::new();
     for (file_name, path) in entries(dir)? {
@@ -62,12 +50,14 @@ fn load_template(
     html: &mut Handlebars<'static>,
     text: &mut Handlebars<'static>,
 ) -> Result<Template, TemplateError> {
-    let manifest = read_manifest(&dir.join(MANIFEST))?;
+    let manifest_path = dir.join(MANIFEST);
+    let manifest = read_manifest(&manifest_path)?;
+    let (digest, escalate) = (manifest.digest(), manifest.escalate());
     let mut channels = manifest.channels;
     channels.sort();
 
-    let mut files: BTreeMap<(Part, Option<String>), PartSource> = BTreeMap::new();
-    let mut paths: BTreeMap<(Part, Option<String>), PathBuf> = BTreeMap::new();
+    let mut files: BTreeMap<FileKey, PartSource> = BTreeMap::new();
+    let mut paths: BTreeMap<FileKey, PathBuf> = BTreeMap::new();
     // Lower-cased tag → the spelling first seen, so `fr` and `FR` can't both appear.
     let mut locales: BTreeMap<String, String> = BTreeMap::new();
     for (file_name, path) in entries(dir)? {
@@ -80,13 +70,20 @@ fn load_template(
                 "unexpected folder: a template folder holds only template.toml and .hbs part files",
             ));
         }
-        let PartFile { part, locale } =
-            PartFile::parse(&file_name).map_err(|m| load_error(&path, m))?;
+        let PartFile {
+            variant,
+            part,
+            locale,
+        } = PartFile::parse(&file_name).map_err(|m| load_error(&path, m))?;
         if !channels.contains(&part.channel()) {
+            let what = match variant {
+                Variant::Single => "part file",
+                Variant::Digest => "digest part file",
+            };
             return Err(load_error(
                 &path,
                 format!(
-                    "part file for channel {}, which template.toml does not list in `channels`",
+                    "{what} for channel {}, which template.toml does not list in `channels`",
                     part.channel()
                 ),
             ));
@@ -111,33 +108,36 @@ fn load_template(
         } else {
             text.register_template(&key, compiled);
         }
-        files.insert((part, tag.clone()), PartSource { part, label, key });
-        paths.insert((part, tag), path);
+        files.insert(
+            (variant, part, tag.clone()),
+            PartSource { part, label, key },
+        );
+        paths.insert((variant, part, tag), path);
     }
 
-    for &channel in &channels {
-        for alternatives in Part::requirements(channel) {
-            if alternatives.iter().any(|&p| files.contains_key(&(p, None))) {
-                continue;
-            }
-            let names: Vec<String> = alternatives.iter().map(|p| format!("{p}.hbs")).collect();
-            let message = match names.as_slice() {
-                [one] => format!("missing {one}: template.toml lists {channel}, which needs it"),
-                _ => format!(
-                    "missing {}: template.toml lists {channel}, which needs at least one of them",
-                    names.join(" or ")
-                ),
-            };
-            return Err(load_error(&dir.join(&names[0]), message));
-        }
+    // One digest file commits the template to a whole digest variant: the
+    // router may then group any of its channels, and each must render.
+    let digestible = files.keys().any(|(v, _, _)| *v == Variant::Digest);
+    check_required(dir, &files, Variant::Single, &channels)?;
+    if digestible {
+        check_required(dir, &files, Variant::Digest, &channels)?;
     }
-    for ((part, tag), path) in &paths {
-        if tag.is_some() && !files.contains_key(&(*part, None)) {
+    for ((variant, part, tag), path) in &paths {
+        if tag.is_some() && !files.contains_key(&(*variant, *part, None)) {
             return Err(load_error(
                 path,
-                format!("a locale variant needs a default {part}.hbs to fall back to"),
+                format!(
+                    "a locale variant needs a default {} to fall back to",
+                    variant.file_name(*part)
+                ),
             ));
         }
+    }
+    if digest.is_some() && !digestible {
+        return Err(load_error(
+            &manifest_path,
+            "digest.window is set, but the template has no digest variant to render the group with: add digest.<channel>.<part>.hbs files or remove `digest`",
+        ));
     }
 
     Ok(Template {
@@ -152,60 +152,52 @@ fn load_template(
                 .into_iter()
                 .collect(),
             params: manifest.params,
+            digest,
+            escalate,
+            digestible,
         },
         example: manifest.example,
         files,
     })
 }
 
-fn read_manifest(path: &Path) -> Result<Manifest, TemplateError> {
-    if !path.exists() {
-        return Err(load_error(
-            path,
-            "missing: every template folder needs a template.toml (start the folder name with _ to keep a folder that is not a template)",
-        ));
+/// Every listed channel has its required default parts in `variant`.
+fn check_required(
+    dir: &Path,
+    files: &BTreeMap<FileKey, PartSource>,
+    variant: Variant,
+    channels: &[Channel],
+) -> Result<(), TemplateError> {
+    for &channel in channels {
+        for alternatives in Part::requirements(channel) {
+            if alternatives
+                .iter()
+                .any(|&p| files.contains_key(&(variant, p, None)))
+            {
+                continue;
+            }
+            let names: Vec<String> = alternatives.iter().map(|&p| variant.file_name(p)).collect();
+            let what = match names.as_slice() {
+                [one] => format!("missing {one}"),
+                _ => format!("missing {}", names.join(" or ")),
+            };
+            let needs = if names.len() == 1 {
+                "it"
+            } else {
+                "at least one of them"
+            };
+            let message = match variant {
+                Variant::Single => {
+                    format!("{what}: template.toml lists {channel}, which needs {needs}")
+                }
+                Variant::Digest => format!(
+                    "{what}: the template has a digest variant, which needs {needs} for {channel} (listed in template.toml)"
+                ),
+            };
+            return Err(load_error(&dir.join(&names[0]), message));
+        }
     }
-    let source = read(path)?;
-    let manifest: Manifest = toml::from_str(&source).map_err(|e| {
-        let at = e
-            .span()
-            .map(|span| {
-                let newlines = source.bytes().take(span.start).filter(|&b| b == b'\n');
-                format!(" at line {}", newlines.count() + 1)
-            })
-            .unwrap_or_default();
-        load_error(path, format!("invalid template.toml{at}: {}", e.message()))
-    })?;
-
-    if manifest.description.trim().is_empty() {
-        return Err(load_error(path, "description must not be empty"));
-    }
-    if manifest.channels.is_empty() {
-        return Err(load_error(path, "channels must list at least one channel"));
-    }
-    if let Some(channel) = first_duplicate(&manifest.channels) {
-        return Err(load_error(
-            path,
-            format!("channel {channel} is listed twice"),
-        ));
-    }
-    if let Some(param) = manifest.params.iter().find(|p| p.trim().is_empty()) {
-        return Err(load_error(path, format!("param name {param:?} is blank")));
-    }
-    if let Some(param) = first_duplicate(&manifest.params) {
-        return Err(load_error(path, format!("param {param} is listed twice")));
-    }
-    if let Some(key) = manifest
-        .example
-        .keys()
-        .find(|k| !manifest.params.contains(k))
-    {
-        return Err(load_error(
-            path,
-            format!("example.{key} is not one of the documented params"),
-        ));
-    }
-    Ok(manifest)
+    Ok(())
 }
 
 fn compile(path: &Path, key: &str) -> Result<Compiled, TemplateError> {
@@ -272,16 +264,11 @@ fn is_dir(path: &Path) -> Result<bool, TemplateError> {
         .map_err(|e| load_error(path, format!("cannot read: {e}")))
 }
 
-fn read(path: &Path) -> Result<String, TemplateError> {
+pub(crate) fn read(path: &Path) -> Result<String, TemplateError> {
     fs::read_to_string(path).map_err(|e| load_error(path, format!("cannot read: {e}")))
 }
 
-fn first_duplicate<T: Ord>(items: &[T]) -> Option<&T> {
-    let mut seen = BTreeSet::new();
-    items.iter().find(|item| !seen.insert(*item))
-}
-
-fn load_error(path: &Path, message: impl Into<String>) -> TemplateError {
+pub(crate) fn load_error(path: &Path, message: impl Into<String>) -> TemplateError {
     TemplateError::Load {
         path: path.display().to_string(),
         message: message.into(),

@@ -1,8 +1,8 @@
 //! The parts a channel is made of, and how a part file's name spells them.
 //!
-//! A part file is named `<channel>.<part>[.<locale>].hbs`. Parsing the name is
-//! kept apart from reading the folder so the rules (which parts exist, which
-//! are required, which are HTML) live in one place.
+//! A part file is named `[digest.]<channel>.<part>[.<locale>].hbs`. Parsing
+//! the name is kept apart from reading the folder so the rules (which parts
+//! exist, which are required, which are HTML) live in one place.
 
 use std::fmt;
 
@@ -119,25 +119,58 @@ impl fmt::Display for Part {
     }
 }
 
-/// A parsed part file name: which part, and for which locale (`None` is the
-/// default file).
+/// Which message a part file belongs to: the one sent for a single
+/// notification, or the one that stands for a group of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) enum Variant {
+    Single,
+    Digest,
+}
+
+impl Variant {
+    /// What a file name of this variant starts with, before the channel.
+    pub(crate) fn prefix(self) -> &'static str {
+        match self {
+            Variant::Single => "",
+            Variant::Digest => "digest.",
+        }
+    }
+
+    /// The default file of `part` in this variant, as written in errors:
+    /// `email.subject.hbs`, `digest.email.subject.hbs`.
+    pub(crate) fn file_name(self, part: Part) -> String {
+        format!("{}{part}.hbs", self.prefix())
+    }
+}
+
+/// A parsed part file name: which variant and part, and for which locale
+/// (`None` is the default file).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct PartFile {
+    pub(crate) variant: Variant,
     pub(crate) part: Part,
     pub(crate) locale: Option<Locale>,
 }
 
 impl PartFile {
-    /// Parses `email.subject.hbs` or `email.subject.pt-BR.hbs`. The error is
-    /// written to be shown next to the file's path.
+    /// Parses `email.subject.hbs`, `email.subject.pt-BR.hbs` or
+    /// `digest.email.subject.hbs`. The error is written to be shown next to
+    /// the file's path.
     pub(crate) fn parse(file_name: &str) -> Result<PartFile, String> {
         const SHAPE: &str =
-            "expected <channel>.<part>[.<locale>].hbs, e.g. email.subject.hbs or email.subject.fr.hbs";
+            "expected [digest.]<channel>.<part>[.<locale>].hbs, e.g. email.subject.hbs, email.subject.fr.hbs or digest.email.subject.hbs";
         let stem = file_name
             .strip_suffix(".hbs")
             .ok_or_else(|| {
             format!("not a part file: a template folder holds only template.toml and part files; {SHAPE}")
         })?;
+        // Only an exact `digest` is the prefix: `digests.email.subject.hbs`
+        // falls through and is refused because `digests` is not a channel.
+        let (variant, stem) = match stem.strip_prefix(Variant::Digest.prefix()) {
+            Some(rest) => (Variant::Digest, rest),
+            None => (Variant::Single, stem),
+        };
+        let prefix = variant.prefix();
         let segments: Vec<&str> = stem.split('.').collect();
         let (channel, name, locale) = match segments.as_slice() {
             [channel, name] => (*channel, *name, None),
@@ -145,27 +178,36 @@ impl PartFile {
             _ => return Err(format!("unknown part file name; {SHAPE}")),
         };
         let channel: Channel = channel.parse().map_err(|_| {
-            format!("unknown part {channel}.{name}: {channel:?} is not a channel (email, push, sms, in_app)")
+            format!("unknown part {prefix}{channel}.{name}: {channel:?} is not a channel (email, push, sms, in_app)")
         })?;
         let part = Part::of(channel)
             .find(|p| p.short_name() == name)
             .ok_or_else(|| {
                 let known: Vec<&str> = Part::of(channel).map(Part::short_name).collect();
                 format!(
-                    "unknown part {channel}.{name}: {channel} parts are {}",
+                    "unknown part {prefix}{channel}.{name}: {channel} parts are {}",
                     known.join(", ")
                 )
             })?;
         let locale = locale
             .map(|tag| {
                 Locale::parse(tag).map_err(|_| {
+                    let hint = if tag == "digest" {
+                        "; a digest part starts with digest., e.g. digest.email.subject.hbs"
+                    } else {
+                        ""
+                    };
                     format!(
-                        "malformed locale tag {tag:?}: expected a language tag such as fr or pt-BR"
+                        "malformed locale tag {tag:?}: expected a language tag such as fr or pt-BR{hint}"
                     )
                 })
             })
             .transpose()?;
-        Ok(PartFile { part, locale })
+        Ok(PartFile {
+            variant,
+            part,
+            locale,
+        })
     }
 }
 
@@ -175,18 +217,39 @@ mod tests {
 
     #[test]
     fn part_file_names_parse_into_a_part_and_an_optional_locale() {
+        use Variant::{Digest, Single};
         let cases = [
-            ("email.subject.hbs", Part::EmailSubject, None),
-            ("email.html.pt-BR.hbs", Part::EmailHtml, Some("pt-BR")),
+            ("email.subject.hbs", Single, Part::EmailSubject, None),
+            (
+                "email.html.pt-BR.hbs",
+                Single,
+                Part::EmailHtml,
+                Some("pt-BR"),
+            ),
             (
                 "in_app.body.zh-Hant-TW.hbs",
+                Single,
                 Part::InAppBody,
                 Some("zh-Hant-TW"),
             ),
-            ("sms.body.hbs", Part::SmsBody, None),
+            ("sms.body.hbs", Single, Part::SmsBody, None),
+            ("digest.email.subject.hbs", Digest, Part::EmailSubject, None),
+            (
+                "digest.push.body.fr.hbs",
+                Digest,
+                Part::PushBody,
+                Some("fr"),
+            ),
+            (
+                "digest.in_app.title.pt-BR.hbs",
+                Digest,
+                Part::InAppTitle,
+                Some("pt-BR"),
+            ),
         ];
-        for (name, part, locale) in cases {
+        for (name, variant, part, locale) in cases {
             let parsed = PartFile::parse(name).unwrap();
+            assert_eq!(parsed.variant, variant, "{name}");
             assert_eq!(parsed.part, part, "{name}");
             assert_eq!(parsed.locale.as_ref().map(Locale::as_str), locale, "{name}");
         }
@@ -201,6 +264,29 @@ mod tests {
             ("email.hbs", "unknown part file name"),
             ("email.subject.fr.CA.hbs", "unknown part file name"),
             ("email.subject.txt", "not a part file"),
+            (
+                "digest.emial.subject.hbs",
+                "unknown part digest.emial.subject: \"emial\" is not a channel",
+            ),
+            (
+                "digests.email.subject.hbs",
+                "unknown part digests.email: \"digests\" is not a channel",
+            ),
+            (
+                "digest.email.body.hbs",
+                "unknown part digest.email.body: email parts are subject, html, text",
+            ),
+            ("digest.email.subject.f_r.hbs", "malformed locale tag"),
+            ("digest.email.hbs", "unknown part file name"),
+            ("digest.hbs", "unknown part file name"),
+            (
+                "digest.digest.email.subject.hbs",
+                "unknown part digest.digest.email: \"digest\" is not a channel",
+            ),
+            (
+                "email.subject.digest.hbs",
+                "a digest part starts with digest., e.g. digest.email.subject.hbs",
+            ),
         ];
         for (name, expected) in cases {
             let err = PartFile::parse(name).unwrap_err();

@@ -9,7 +9,7 @@ use handlebars::{Context, RenderError, RenderErrorReason};
 use herald_domain::{Channel, Locale, TemplateName};
 use serde_json::{Map, Value};
 
-use crate::part::{Finish, Part};
+use crate::part::{Finish, Part, Variant};
 use crate::{PartSource, Rendered, Template, TemplateError, TemplateStore};
 
 impl TemplateStore {
@@ -24,16 +24,44 @@ impl TemplateStore {
         let template = self.template(name)?;
         offers(template, channel)?;
         let context = context(template, params)?;
+        self.render_variant(template, Variant::Single, channel, locale, &context)
+    }
+
+    /// Renders every part of each given channel in the default locale and every locale variant, so a request with missing params is refused before it is queued. Returns the first error.
+    pub fn check(
+        &self,
+        name: &TemplateName,
+        channels: &[Channel],
+        params: &Map<String, Value>,
+    ) -> Result<(), TemplateError> {
+        let template = self.template(name)?;
+        for &channel in channels {
+            offers(template, channel)?;
+        }
+        let context = context(template, params)?;
+        self.check_variant(template, Variant::Single, channels, &context)
+    }
+
+    /// One channel's message from `variant`'s files; the caller has checked
+    /// that the template offers the channel.
+    pub(crate) fn render_variant(
+        &self,
+        template: &Template,
+        variant: Variant,
+        channel: Channel,
+        locale: Option<&Locale>,
+        context: &Context,
+    ) -> Result<Rendered, TemplateError> {
         let part = |part: Part| -> Result<Option<String>, TemplateError> {
             template
-                .resolve(part, locale)
-                .map(|file| self.render_file(template, file, &context))
+                .resolve(variant, part, locale)
+                .map(|file| self.render_file(template, file, context))
                 .transpose()
         };
         let required = |p: Part| -> Result<String, TemplateError> {
             part(p)?.ok_or_else(|| TemplateError::Render {
                 template: template.info.name.to_string(),
-                part: p.to_string(),
+                part: format!("{}{p}", variant.prefix()),
                 message: "the template has no such part".to_owned(),
             })
         };
@@ -57,23 +85,20 @@ impl TemplateStore {
         })
     }
 
-    /// Renders every part of each given channel in the default locale and every locale variant, so a request with missing params is refused before it is queued. Returns the first error.
-    pub fn check(
+    /// Renders every file of `variant` for the given channels; the caller
+    /// has checked that the template offers them.
+    pub(crate) fn check_variant(
         &self,
-        name: &TemplateName,
+        template: &Template,
+        variant: Variant,
         channels: &[Channel],
-        params: &Map<String, Value>,
+        context: &Context,
     ) -> Result<(), TemplateError> {
-        let template = self.template(name)?;
-        for &channel in channels {
-            offers(template, channel)?;
-        }
-        let context = context(template, params)?;
         // Rendering each file once covers every locale: a locale's message is
         // made of its own files and default files, all of which are here.
         for &channel in channels {
-            for file in template.files_of(channel) {
-                self.render_file(template, file, &context)?;
+            for file in template.files_of(variant, channel) {
+                self.render_file(template, file, context)?;
             }
         }
         Ok(())
@@ -102,7 +127,7 @@ impl TemplateStore {
     }
 }
 
-fn offers(template: &Template, channel: Channel) -> Result<(), TemplateError> {
+pub(crate) fn offers(template: &Template, channel: Channel) -> Result<(), TemplateError> {
     if template.info.channels.contains(&channel) {
         Ok(())
     } else {
@@ -123,7 +148,7 @@ fn context(template: &Template, params: &Map<String, Value>) -> Result<Context, 
 
 /// A Handlebars error in words for the API caller, without the registry's
 /// internal template names.
-fn describe(err: &RenderError) -> String {
+pub(crate) fn describe(err: &RenderError) -> String {
     let reason = match err.reason() {
         RenderErrorReason::MissingVariable(Some(path)) => {
             format!("variable {path:?} is missing from the params")

@@ -7,6 +7,8 @@
 //! row to the events topic afterwards.
 
 mod auth;
+mod categories;
+mod deliveries;
 mod error;
 mod extract;
 mod health;
@@ -16,6 +18,7 @@ mod notifications;
 mod openapi;
 pub mod ops;
 mod relay;
+mod topics;
 mod users;
 
 use std::sync::Arc;
@@ -80,9 +83,27 @@ fn scoped(
 pub fn router(state: AppState, config: &ApiConfig) -> axum::Router {
     let send = axum::Router::new()
         .route("/v1/notifications", post(notifications::send))
-        .route("/v1/notifications/{id}", get(notifications::get))
+        .route(
+            "/v1/notifications/{id}",
+            get(notifications::get).delete(notifications::cancel),
+        )
+        .route("/v1/deliveries/{id}", get(deliveries::get))
         .route("/v1/users/{id}", put(users::put_user).get(users::get_user))
-        .route("/v1/templates", get(notifications::list_templates));
+        .route("/v1/templates", get(notifications::list_templates))
+        .route(
+            "/v1/topics/{name}",
+            put(topics::put).get(topics::get).delete(topics::delete),
+        )
+        .route(
+            "/v1/topics/{name}/subscribers",
+            post(topics::change_subscribers).get(topics::list_subscribers),
+        );
+    let admin = axum::Router::new()
+        .route("/v1/admin/categories", get(categories::list))
+        .route(
+            "/v1/admin/categories/{name}",
+            put(categories::put).get(categories::get),
+        );
     let send_or_inbox = axum::Router::new()
         .route(
             "/v1/users/{id}/devices",
@@ -92,6 +113,11 @@ pub fn router(state: AppState, config: &ApiConfig) -> axum::Router {
             "/v1/users/{id}/preferences",
             get(users::get_preferences).put(users::put_preferences),
         )
+        .route(
+            "/v1/users/{id}/preferences/effective",
+            get(users::effective_preferences),
+        )
+        .route("/v1/deliveries/{id}/opened", post(deliveries::opened))
         .route("/v1/users/{id}/inbox", get(inbox::list))
         .route(
             "/v1/users/{id}/inbox/{message}/read",
@@ -104,6 +130,7 @@ pub fn router(state: AppState, config: &ApiConfig) -> axum::Router {
             &config.keys,
             &[Scope::Send, Scope::Inbox],
         ))
+        .merge(scoped(admin, &config.keys, &[Scope::Admin]))
         .merge(ops::routes())
         .route("/openapi.json", get(openapi::serve))
         .fallback(error::not_found)

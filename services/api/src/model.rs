@@ -3,8 +3,8 @@
 
 use chrono::{DateTime, Utc};
 use herald_domain::{
-    Category, Channel, DeliveryState, EmailAddress, Locale, NotificationEvent, NotificationId,
-    PhoneNumber, Priority, TemplateName, TimeZoneName, UserId,
+    Category, Channel, DeliveryId, DeliveryState, EmailAddress, GroupKey, Locale, NotificationId,
+    PhoneNumber, Priority, Recipient, TemplateName, TimeZoneName, TraceStep, UserId,
 };
 use herald_store::{
     DeliveryRecord, InboxItem, InboxPage, NotificationRecord, UserProfile, UserRecord,
@@ -70,44 +70,6 @@ impl From<UserRecord> for UserView {
     }
 }
 
-/// `POST /v1/notifications`.
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NotificationRequest {
-    pub template: TemplateName,
-    /// User ids, 1 to 1000; duplicates are ignored.
-    pub recipients: Vec<UserId>,
-    #[serde(default)]
-    #[schema(value_type = Object)]
-    pub params: Map<String, Value>,
-    /// Only these of the template's channels.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub channels: Option<Vec<Channel>>,
-    /// Overrides the template's category for preferences.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub category: Option<Category>,
-    #[serde(default)]
-    pub priority: Priority,
-    /// Overrides each recipient's locale.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub locale: Option<Locale>,
-}
-
-impl NotificationRequest {
-    pub fn into_event(self, id: NotificationId) -> NotificationEvent {
-        NotificationEvent {
-            event_id: id.to_string(),
-            template: self.template,
-            recipients: self.recipients,
-            params: self.params,
-            channels: self.channels,
-            category: self.category,
-            priority: self.priority,
-            locale: self.locale,
-        }
-    }
-}
-
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AcceptedView {
     pub id: NotificationId,
@@ -117,41 +79,59 @@ pub struct AcceptedView {
 pub struct NotificationView {
     pub id: NotificationId,
     pub template: TemplateName,
-    pub recipients: Vec<UserId>,
+    pub recipients: Vec<Recipient>,
     #[schema(value_type = Object)]
     pub params: Map<String, Value>,
     pub channels: Option<Vec<Channel>>,
     pub category: Option<Category>,
     pub priority: Priority,
     pub locale: Option<Locale>,
-    /// `api` or `bus`.
+    pub send_at: Option<DateTime<Utc>>,
+    pub group_key: Option<GroupKey>,
+    /// `api`, `bus`, or `digest` for a digest Herald assembled.
     pub source: String,
     pub created_at: DateTime<Utc>,
+    /// Set once `DELETE /v1/notifications/{id}` was called.
+    pub cancelled_at: Option<DateTime<Utc>>,
     pub deliveries: Vec<DeliveryView>,
 }
 
+/// One delivery: one user on one channel.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DeliveryView {
-    pub id: String,
+    pub id: DeliveryId,
+    pub notification_id: NotificationId,
     pub user_id: UserId,
     pub channel: Channel,
     pub state: DeliveryState,
     pub attempts: i64,
     pub provider_message_id: Option<String>,
     pub last_error: Option<String>,
+    /// When a deferred delivery is due to be decided again (end of quiet
+    /// hours, a cap slot, `send_at`, a retry, a digest window).
+    pub not_before: Option<DateTime<Utc>>,
+    /// For a notification grouped into a digest: the delivery that carries
+    /// the digest (`GET /v1/deliveries/{id}`).
+    pub digest_id: Option<DeliveryId>,
+    /// Every rule that decided this delivery's fate, in order.
+    pub trace: Vec<TraceStep>,
     pub updated_at: DateTime<Utc>,
 }
 
 impl From<DeliveryRecord> for DeliveryView {
     fn from(d: DeliveryRecord) -> Self {
         DeliveryView {
-            id: d.id.to_string(),
+            id: d.id,
+            notification_id: d.notification_id,
             user_id: d.user_id,
             channel: d.channel,
             state: d.state,
             attempts: d.attempts,
             provider_message_id: d.provider_message_id,
             last_error: d.last_error,
+            not_before: d.not_before,
+            digest_id: d.digest_id,
+            trace: d.trace,
             updated_at: d.updated_at,
         }
     }
@@ -159,20 +139,32 @@ impl From<DeliveryRecord> for DeliveryView {
 
 impl From<NotificationRecord> for NotificationView {
     fn from(n: NotificationRecord) -> Self {
+        let request = n.event.request;
         NotificationView {
             id: n.id,
-            template: n.event.template,
-            recipients: n.event.recipients,
-            params: n.event.params,
-            channels: n.event.channels,
-            category: n.event.category,
-            priority: n.event.priority,
-            locale: n.event.locale,
+            template: request.template,
+            recipients: request.recipients,
+            params: request.params,
+            channels: request.channels,
+            category: request.category,
+            priority: request.priority,
+            locale: request.locale,
+            send_at: request.send_at,
+            group_key: request.group_key,
             source: n.source,
             created_at: n.created_at,
+            cancelled_at: n.cancelled_at,
             deliveries: n.deliveries.into_iter().map(DeliveryView::from).collect(),
         }
     }
+}
+
+/// `DELETE /v1/notifications/{id}`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CancelledView {
+    pub id: NotificationId,
+    /// The deliveries withdrawn now; those already sent are not recalled.
+    pub cancelled: Vec<DeliveryId>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]

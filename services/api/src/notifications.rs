@@ -4,13 +4,16 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use herald_domain::{select_channels, NotificationId};
-use herald_store::{CreateNotification, Created, OutboxMessage};
+use chrono::{DateTime, Utc};
+use herald_domain::{
+    select_channels, NotificationEvent, NotificationId, NotificationRequest, Recipient, UserId,
+};
+use herald_store::{Cancelled, CreateNotification, Created, OutboxMessage};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::extract::{ApiJson, ApiPath};
-use crate::model::{AcceptedView, NotificationRequest, NotificationView, TemplateView};
+use crate::model::{AcceptedView, CancelledView, NotificationView, TemplateView};
 use crate::{ApiError, AppState};
 
 const IDEMPOTENCY_HEADER: &str = "idempotency-key";
@@ -35,29 +38,40 @@ pub async fn send(
 ) -> Result<Response, ApiError> {
     let key = idempotency_key(&headers)?;
     let hash = request_hash(&request)?;
-    let id = NotificationId::new();
-    let event = request
-        .into_event(id)
+    let now = state.clock.now();
+    let request = request
         .validate()
         .map_err(|e| ApiError::unprocessable("invalid_request", e.to_string()))?;
+    check_send_at(&request, now)?;
 
-    let template = state.templates.get(&event.template).ok_or_else(|| {
+    let template = state.templates.get(&request.template).ok_or_else(|| {
         ApiError::unprocessable(
             "unknown_template",
-            format!("unknown template {}", event.template),
+            format!("unknown template {}", request.template),
         )
     })?;
     let channels = select_channels(
-        &event.template,
+        &request.template,
         &template.channels,
-        event.channels.as_deref(),
+        request.channels.as_deref(),
     )
     .map_err(|e| ApiError::unprocessable("channel_not_in_template", e.to_string()))?;
+    if request.group_key.is_some() && template.digest.is_none() {
+        return Err(ApiError::unprocessable(
+            "group_key_without_digest",
+            format!(
+                "template {} declares no digest window, so a group_key would group nothing; \
+                 add digest = {{ window = \"10m\" }} to its template.toml or leave group_key out",
+                request.template
+            ),
+        ));
+    }
     state
         .templates
-        .check(&event.template, &channels, &event.params)
+        .check(&request.template, &channels, &request.params)
         .map_err(|e| ApiError::unprocessable("invalid_params", e.to_string()))?;
-    let unknown = state.store.unknown_users(&event.recipients).await?;
+    let users: Vec<UserId> = request.users().cloned().collect();
+    let unknown = state.store.unknown_users(&users).await?;
     if !unknown.is_empty() {
         let shown: Vec<&str> = unknown.iter().take(10).map(|u| u.as_str()).collect();
         return Err(ApiError::unprocessable(
@@ -69,13 +83,30 @@ pub async fn send(
             ),
         ));
     }
+    for topic in request.topics() {
+        if state.store.get_topic(topic).await?.is_none() {
+            return Err(ApiError::unprocessable(
+                "unknown_topic",
+                format!("no topic {topic}; create it with PUT /v1/topics/{topic}"),
+            ));
+        }
+    }
 
+    let id = NotificationId::new();
+    let event = NotificationEvent {
+        event_id: id.to_string(),
+        request,
+    };
     let payload = serde_json::to_string(&event).map_err(|e| ApiError::internal(&e))?;
     // Keyed by the first recipient, so a single user's events stay in order.
     let partition_key = event
+        .request
         .recipients
         .first()
-        .map(|u| u.to_string())
+        .map(|r| match r {
+            Recipient::User(user) => user.to_string(),
+            Recipient::Topic(topic) => format!("topic:{topic}"),
+        })
         .unwrap_or_default();
     let created = state
         .store
@@ -83,7 +114,7 @@ pub async fn send(
             event: &event,
             idempotency: key.as_deref().map(|k| (k, hash.as_str())),
             announce: OutboxMessage::new("events", partition_key, payload),
-            now: state.clock.now(),
+            now,
         })
         .await?;
     match created {
@@ -103,6 +134,21 @@ pub async fn send(
             "idempotency_key_reused",
             "this Idempotency-Key was used with a different request body",
         )),
+    }
+}
+
+/// The furthest ahead a notification may be scheduled.
+const MAX_SCHEDULE_DAYS: i64 = 366;
+
+fn check_send_at(request: &NotificationRequest, now: DateTime<Utc>) -> Result<(), ApiError> {
+    match request.send_at {
+        Some(at) if at > now + chrono::Duration::days(MAX_SCHEDULE_DAYS) => {
+            Err(ApiError::unprocessable(
+                "send_at_too_far",
+                format!("send_at may be at most {MAX_SCHEDULE_DAYS} days ahead"),
+            ))
+        }
+        _ => Ok(()),
     }
 }
 
@@ -183,6 +229,41 @@ pub async fn get(
         ApiError::not_found("notification_not_found", format!("no notification {id}"))
     })?;
     Ok(Json(record.into()))
+}
+
+/// Cancels what has not been sent: every delivery still queued or waiting
+/// (quiet hours, `send_at`, a cap, a digest window not yet closed) becomes
+/// `cancelled`, and recipients not yet routed (a topic still expanding) are
+/// not told. Deliveries already sent are not recalled.
+#[utoipa::path(
+    delete, path = "/v1/notifications/{id}", tag = "notifications",
+    params(("id" = String, Path, description = "The id from the 202 answer", format = Uuid)),
+    responses(
+        (status = 200, body = CancelledView),
+        (status = 400, description = "Not a notification id", body = crate::error::ErrorBody),
+        (status = 404, description = "No such notification", body = crate::error::ErrorBody),
+    )
+)]
+pub async fn cancel(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<CancelledView>, ApiError> {
+    let id = NotificationId::parse(&id)
+        .map_err(|e| ApiError::bad_request("invalid_id", e.to_string()))?;
+    match state
+        .store
+        .cancel_notification(id, state.clock.now())
+        .await?
+    {
+        Cancelled::NotFound => Err(ApiError::not_found(
+            "notification_not_found",
+            format!("no notification {id}"),
+        )),
+        Cancelled::Withdrawn(cancelled) => {
+            state.relay_wake.notify_one();
+            Ok(Json(CancelledView { id, cancelled }))
+        }
+    }
 }
 
 /// The templates this server has loaded.

@@ -9,7 +9,19 @@ use utoipa::OpenApi;
     paths(
         crate::notifications::send,
         crate::notifications::get,
+        crate::notifications::cancel,
         crate::notifications::list_templates,
+        crate::deliveries::get,
+        crate::deliveries::opened,
+        crate::topics::put,
+        crate::topics::get,
+        crate::topics::delete,
+        crate::topics::change_subscribers,
+        crate::topics::list_subscribers,
+        crate::categories::put,
+        crate::categories::get,
+        crate::categories::list,
+        crate::users::effective_preferences,
         crate::users::put_user,
         crate::users::get_user,
         crate::users::add_device,
@@ -25,6 +37,8 @@ use utoipa::OpenApi;
         (name = "notifications", description = "Send and follow notifications"),
         (name = "users", description = "Recipients, their devices and preferences"),
         (name = "inbox", description = "The in-app inbox"),
+        (name = "topics", description = "Subscriber lists for fan-out"),
+        (name = "admin", description = "Operator settings: categories"),
         (name = "health", description = "Probes"),
     )
 )]

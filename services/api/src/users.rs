@@ -1,11 +1,17 @@
 //! Users, their devices and their preferences.
 
+use std::collections::BTreeMap;
+
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use herald_domain::{Device, Preferences, UserId};
+use chrono::{DateTime, FixedOffset, Utc};
+use herald_domain::{
+    Category, Channel, DecidingRule, Device, DigestSchedule, Preferences, Priority, UserId,
+};
+use serde::{Deserialize, Serialize};
 
-use crate::extract::{user_id, ApiJson, ApiPath};
+use crate::extract::{user_id, ApiJson, ApiPath, ApiQuery};
 use crate::model::{UserBody, UserView};
 use crate::{ApiError, AppState};
 
@@ -153,4 +159,111 @@ pub async fn put_preferences(
         return Err(unknown_user(&id));
     }
     Ok(Json(preferences))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct EffectiveQuery {
+    /// The category to resolve.
+    #[param(pattern = r"^[a-z0-9_\-]{1,64}$")]
+    pub category: String,
+    /// Resolve as a notification of this priority would be (default normal),
+    /// to see what `critical` may bypass.
+    pub priority: Option<Priority>,
+}
+
+/// Whether a channel is on, and the rule that decided it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct EffectiveChannel {
+    pub enabled: bool,
+    pub decided_by: DecidingRule,
+}
+
+/// What a notification in one category would meet for this user, now.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct EffectiveView {
+    pub user_id: UserId,
+    pub category: Category,
+    pub priority: Priority,
+    /// The user's zone, in which quiet hours and digests are read.
+    pub time_zone: String,
+    #[schema(value_type = BTreeMap<String, EffectiveChannel>)]
+    pub channels: BTreeMap<Channel, EffectiveChannel>,
+    /// If the user is inside quiet hours now: when they end, in their offset.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub quiet_until: Option<DateTime<FixedOffset>>,
+    /// Whether this priority passes quiet hours in this category.
+    pub bypasses_quiet_hours: bool,
+    /// The user's scheduled digest for this category, if any.
+    pub digest: Option<DigestSchedule>,
+    /// When that digest is next sent, in the user's offset.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub next_digest_at: Option<DateTime<FixedOffset>>,
+}
+
+/// Resolves a user's preferences for one category: per channel, whether it
+/// is on and which rule decided (`required_category`, `critical_bypass`,
+/// `user_category_switch`, `category_default`, `user_channel_switch`,
+/// `default`), and whether quiet hours or a digest would hold it now.
+#[utoipa::path(
+    get, path = "/v1/users/{id}/preferences/effective", tag = "users",
+    params(("id" = String, Path), EffectiveQuery),
+    responses(
+        (status = 200, body = EffectiveView),
+        (status = 400, description = "Bad user id, category or priority", body = crate::error::ErrorBody),
+        (status = 404, body = crate::error::ErrorBody),
+    )
+)]
+pub async fn effective_preferences(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(query): ApiQuery<EffectiveQuery>,
+) -> Result<Json<EffectiveView>, ApiError> {
+    let id = user_id(id)?;
+    let category = crate::categories::category(query.category)?;
+    let priority = query.priority.unwrap_or_default();
+    let user = state
+        .store
+        .get_user(&id)
+        .await?
+        .ok_or_else(|| unknown_user(&id))?;
+    let policy = state
+        .store
+        .policies(std::slice::from_ref(&category))
+        .await?
+        .remove(&category)
+        .unwrap_or_default();
+    let tz = user
+        .profile
+        .time_zone
+        .as_ref()
+        .map_or(chrono_tz::UTC, |z| z.tz());
+    let now = state.clock.now();
+    let prefs = &user.preferences;
+    let channels = Channel::ALL
+        .into_iter()
+        .map(|channel| {
+            let e = prefs.effective(&policy, &category, channel, priority);
+            (
+                channel,
+                EffectiveChannel {
+                    enabled: e.enabled,
+                    decided_by: e.decided_by,
+                },
+            )
+        })
+        .collect();
+    let local = |at: DateTime<Utc>| at.with_timezone(&tz).fixed_offset();
+    let digest = prefs.digest_for(&category).copied();
+    Ok(Json(EffectiveView {
+        user_id: id,
+        category,
+        priority,
+        time_zone: tz.name().to_owned(),
+        channels,
+        quiet_until: prefs.quiet_hours.quiet_until(tz, now).map(local),
+        bypasses_quiet_hours: policy.bypasses_quiet_hours(priority),
+        next_digest_at: digest.map(|d| local(d.next_after(tz, now))),
+        digest,
+    }))
 }

@@ -14,7 +14,7 @@ use herald_bus::{
 };
 use herald_domain::{Channel, Clock, RetryPolicy, SystemClock};
 use herald_providers::{EmailIdentity, FileSink, Provider, SmtpProvider};
-use herald_router::Router;
+use herald_router::{Router, Scheduler, SchedulerConfig};
 use herald_store::{Db, Dialect, Store};
 use herald_templates::TemplateStore;
 use herald_workers::{
@@ -50,9 +50,18 @@ pub struct Running {
     stats: HashMap<String, Arc<ConsumeStats>>,
     shutdown: CancellationToken,
     tasks: JoinSet<()>,
+    scheduler_wake: Option<Arc<Notify>>,
 }
 
 impl Running {
+    /// Pokes this process's scheduler to look for due timers now (after a
+    /// test moved its clock).
+    pub fn wake_scheduler(&self) {
+        if let Some(wake) = &self.scheduler_wake {
+            wake.notify_one();
+        }
+    }
+
     /// Records the stage (`router`, `worker.email`, `receipts`…) of this
     /// process has finished and acknowledged; 0 for a stage it does not run.
     pub fn handled(&self, stage: &str) -> u64 {
@@ -191,10 +200,24 @@ pub async fn start(
     role: Role,
     shutdown: CancellationToken,
 ) -> anyhow::Result<Running> {
+    start_with_clock(config, role, shutdown, Arc::new(SystemClock)).await
+}
+
+/// [`start`] on a given clock: tests move time forward by hand to see quiet
+/// hours end, digests close and escalations fall due.
+pub async fn start_with_clock(
+    config: Config,
+    role: Role,
+    shutdown: CancellationToken,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<Running> {
     check_exposure(&config)?;
     let keys = ApiKeys::parse(config.api_keys.as_deref().unwrap_or_default())?;
     herald_telemetry::prometheus();
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let categories = match &config.categories_file {
+        Some(path) => crate::config::read_categories(path)?,
+        None => Default::default(),
+    };
     let templates = TemplateStore::load(&config.templates_dir)
         .with_context(|| format!("loading templates from {}", config.templates_dir.display()))?;
     let backends = Backends::open(&config, role == Role::All).await?;
@@ -204,6 +227,16 @@ pub async fn start(
         claims,
         limiter,
     } = backends;
+    if matches!(role, Role::All | Role::Api | Role::Router) {
+        // The file is the truth for the categories it names: what the API
+        // changed about them is set back at every start.
+        for (name, policy) in &categories {
+            store
+                .put_category(name, policy, clock.now())
+                .await
+                .with_context(|| format!("writing category {name} from the categories file"))?;
+        }
+    }
 
     let mut tasks = JoinSet::new();
     let relay_wake = Arc::new(Notify::new());
@@ -240,6 +273,7 @@ pub async fn start(
         }
     });
 
+    let mut scheduler_wake = None;
     let mut consumers = Consumers {
         tasks: &mut tasks,
         bus: &bus,
@@ -259,13 +293,35 @@ pub async fn start(
         consumers.tasks.spawn(relay.run(shutdown.clone()));
     }
     if matches!(role, Role::All | Role::Router) {
-        let router = Router::new(store.clone(), bus.clone(), templates.clone(), clock.clone());
+        let wake = Arc::new(Notify::new());
+        let router = Router::new(
+            store.clone(),
+            bus.clone(),
+            templates.clone(),
+            clock.clone(),
+            wake.clone(),
+        );
         consumers.spawn(
             bus.topics().events(),
             Arc::new(router),
             "router",
             config.router_concurrency,
         );
+        let scheduler = Scheduler::new(
+            store.clone(),
+            bus.clone(),
+            templates.clone(),
+            clock.clone(),
+            wake.clone(),
+            SchedulerConfig {
+                poll_interval: config.timer_poll,
+                lease: config.timer_lease,
+                runner_id: config.worker_id.clone(),
+                ..SchedulerConfig::default()
+            },
+        );
+        consumers.tasks.spawn(scheduler.run(shutdown.clone()));
+        scheduler_wake = Some(wake);
     }
     let channels = match &role {
         Role::All => Channel::ALL.to_vec(),
@@ -324,6 +380,7 @@ pub async fn start(
         stats,
         shutdown,
         tasks,
+        scheduler_wake,
     })
 }
 

@@ -7,7 +7,7 @@ use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use herald_domain::Channel;
+use herald_domain::{Category, CategoryPolicy, Channel};
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -51,6 +51,13 @@ pub struct Config {
     pub claim_lease: Duration,
     pub db_max_connections: u32,
     pub worker_id: String,
+    /// A TOML file of category policies, written to the store at start.
+    pub categories_file: Option<PathBuf>,
+    /// The longest the scheduler sleeps before looking for due timers.
+    pub timer_poll: Duration,
+    /// How long a fired timer is kept from other schedulers; one whose
+    /// scheduler died fires again after this.
+    pub timer_lease: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,6 +98,9 @@ pub const KEYS: &[&str] = &[
     "HERALD_CLAIM_LEASE_MS",
     "HERALD_DB_MAX_CONNECTIONS",
     "HERALD_WORKER_ID",
+    "HERALD_CATEGORIES_FILE",
+    "HERALD_TIMER_POLL_MS",
+    "HERALD_TIMER_LEASE_MS",
 ];
 
 impl Config {
@@ -211,6 +221,17 @@ impl Config {
             worker_id: get("HERALD_WORKER_ID")
                 .map(str::to_owned)
                 .unwrap_or_else(|| format!("{}-{}", hostname(), std::process::id())),
+            categories_file: get("HERALD_CATEGORIES_FILE").map(PathBuf::from),
+            timer_poll: Duration::from_millis(positive(
+                "HERALD_TIMER_POLL_MS",
+                get("HERALD_TIMER_POLL_MS"),
+                500,
+            )?),
+            timer_lease: Duration::from_millis(positive(
+                "HERALD_TIMER_LEASE_MS",
+                get("HERALD_TIMER_LEASE_MS"),
+                60_000,
+            )?),
         };
         Ok(config)
     }
@@ -254,6 +275,39 @@ where
         return Err(invalid(key, "must be greater than zero"));
     }
     Ok(parsed)
+}
+
+/// Reads a categories file: one TOML table per category, with the keys of
+/// `PUT /v1/admin/categories/{name}`.
+///
+/// ```toml
+/// [security]
+/// required = true
+/// critical_bypasses_quiet_hours = true
+///
+/// [social]
+/// expires_after = "2d"
+/// caps = [{ channel = "push", max = 3, per = "1h" }]
+/// ```
+pub fn read_categories(
+    path: &std::path::Path,
+) -> Result<BTreeMap<Category, CategoryPolicy>, ConfigError> {
+    let fail = |message: String| ConfigError::File {
+        path: path.display().to_string(),
+        message,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
+    let table: BTreeMap<Category, CategoryPolicy> =
+        toml::from_str(&text).map_err(|e: toml::de::Error| fail(e.message().to_owned()))?;
+    table
+        .into_iter()
+        .map(|(name, policy)| {
+            policy
+                .validate()
+                .map(|p| (name.clone(), p))
+                .map_err(|e| fail(format!("[{name}]: {e}")))
+        })
+        .collect()
 }
 
 fn read_file(path: &std::path::Path) -> Result<BTreeMap<String, String>, ConfigError> {
@@ -326,9 +380,40 @@ mod tests {
             ("HERALD_MAX_ATTEMPTS", "many"),
             ("HERALD_RATE_LIMIT_SMS", "0"),
             ("HERALD_LOG_FORMAT", "xml"),
+            ("HERALD_TIMER_POLL_MS", "0"),
         ] {
             let err = config(&[(key, value)]).unwrap_err().to_string();
             assert!(err.starts_with(key), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_categories_file_declares_policies_and_refuses_mistakes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("categories.toml");
+        std::fs::write(
+            &path,
+            "[security]\nrequired = true\ncritical_bypasses_quiet_hours = true\n\n\
+             [social]\nexpires_after = \"2d\"\ncaps = [{ channel = \"push\", max = 3, per = \"1h\" }]\n",
+        )
+        .unwrap();
+        let categories = read_categories(&path).unwrap();
+        let security = &categories[&Category::parse("security").unwrap()];
+        assert!(security.required && security.critical_bypasses_quiet_hours);
+        let social = &categories[&Category::parse("social").unwrap()];
+        assert_eq!(social.caps.len(), 1);
+        for (bad, needle) in [
+            ("[Social]\n", "category"),
+            ("[social]\nrequierd = true\n", "unknown field"),
+            (
+                "[social]\ncaps = [{ channel = \"push\", max = 0, per = \"1h\" }]\n",
+                "1 to 1000",
+            ),
+            ("[social]\nexpires_after = \"soon\"\n", "duration"),
+        ] {
+            std::fs::write(&path, bad).unwrap();
+            let err = read_categories(&path).unwrap_err().to_string();
+            assert!(err.contains(needle), "{bad}: {err}");
         }
     }
 

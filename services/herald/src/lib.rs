@@ -7,5 +7,5 @@
 pub mod app;
 pub mod config;
 
-pub use app::{serve, Running};
+pub use app::{serve, start_with_clock, Role, Running};
 pub use config::{Config, ConfigError};

@@ -11,6 +11,7 @@ use herald_domain::{
 use herald_providers::{Outbound, Provider, ProviderError, Recipient};
 use herald_store::{Claim, NewInboxItem, Store, StoreError, UserRecord};
 use herald_templates::{Rendered, TemplateStore};
+use serde_json::{Map, Value};
 use thiserror::Error;
 use tokio_util::sync::CancellationToken;
 
@@ -59,6 +60,10 @@ pub enum Outcome {
     Skipped,
     /// The claim ran out mid-send and another worker took over.
     LostClaim,
+    /// The delivery waits on a timer (deferred after this job was queued).
+    Waiting,
+    /// A transient failure: a retry timer queues it again at this time.
+    Retrying(chrono::DateTime<chrono::Utc>),
 }
 
 /// Cheap to clone: every field is shared.
@@ -198,6 +203,8 @@ impl ChannelWorker {
             Ok(Outcome::Finished(state)) => count(self.channel, state.as_str()),
             Ok(Outcome::AlreadyDone(_)) => count(self.channel, "already_done"),
             Ok(Outcome::LostClaim) => count(self.channel, "lost_claim"),
+            Ok(Outcome::Waiting) => count(self.channel, "waiting"),
+            Ok(Outcome::Retrying(_)) => count(self.channel, "retrying"),
             _ => {}
         }
         if !matches!(result, Ok(Outcome::Finished(_) | Outcome::AlreadyDone(_))) {
@@ -206,14 +213,15 @@ impl ChannelWorker {
         result
     }
 
-    /// The database claim (the truth), then attempts until an outcome.
+    /// The database claim (the truth), then one attempt. A transient
+    /// failure leaves the delivery waiting on a retry timer, holding nothing.
     async fn claim_and_send(
         &self,
         job: &DeliveryJob,
         token: &str,
         sent_before: Option<String>,
     ) -> Result<Outcome, WorkerError> {
-        let mut attempt = loop {
+        let attempt = loop {
             let now = self.clock.now();
             match self
                 .store
@@ -228,6 +236,9 @@ impl ChannelWorker {
                     self.report(job, state, None, provider_message_id).await?;
                     return Ok(Outcome::AlreadyDone(state));
                 }
+                // Deferred since this job was queued (a retry, a cap): its
+                // timer queues a fresh job when it is due.
+                Claim::Waiting { .. } => return Ok(Outcome::Waiting),
                 Claim::Busy { until } => {
                     // Someone else is sending it; wait for them to finish or
                     // for their lease to end, whichever comes first.
@@ -253,48 +264,29 @@ impl ChannelWorker {
                 .await;
         }
         let user = self.store.get_user(&job.user_id).await?;
-        loop {
-            let outcome = match &user {
-                Some(user) => self.attempt(job, user).await?,
-                None => Attempt::failed("the user no longer exists"),
-            };
-            if let Some(wait) = self.retry_wait(&outcome, attempt) {
-                let now = self.clock.now();
-                let error = outcome.error.as_deref().unwrap_or_default();
-                let lease_until = now + wait + self.config.lease;
-                if !self
-                    .store
-                    .note_attempt_failed(job.delivery_id, token, error, now, lease_until)
-                    .await?
-                {
-                    return Ok(Outcome::LostClaim);
-                }
-                tracing::info!(delivery = %job.delivery_id, attempt, ?wait, %error, "transient failure; retrying");
-                metrics::counter!(herald_telemetry::RETRIES, "channel" => self.channel.as_str())
-                    .increment(1);
-                tokio::select! {
-                    _ = tokio::time::sleep(wait) => {}
-                    _ = self.shutdown.cancelled() => {
-                        // Stopping: hand the delivery back now instead of
-                        // holding shutdown up; the job is redelivered.
-                        let now = self.clock.now();
-                        self.store.note_attempt_failed(job.delivery_id, token, error, now, now).await?;
-                        return Err(WorkerError::Interrupted);
-                    }
-                }
-                let now = self.clock.now();
-                match self
-                    .store
-                    .claim_delivery(job.delivery_id, token, now, now + self.config.lease)
-                    .await?
-                {
-                    Claim::Claimed { attempt: next } => attempt = next,
-                    _ => return Ok(Outcome::LostClaim),
-                }
-                continue;
-            }
+        let outcome = match &user {
+            Some(user) => self.attempt(job, user).await?,
+            None => Attempt::failed("the user no longer exists"),
+        };
+        let Some(wait) = self.retry_wait(&outcome, attempt) else {
             return self.finish(job, token, outcome).await;
+        };
+        let now = self.clock.now();
+        let until = now + chrono::Duration::from_std(wait).unwrap_or_default();
+        let error = outcome.error.as_deref().unwrap_or_default();
+        if !self
+            .store
+            .defer_retry(job.delivery_id, token, error, until, now)
+            .await?
+        {
+            return Ok(Outcome::LostClaim);
         }
+        tracing::info!(delivery = %job.delivery_id, attempt, ?wait, %error, "transient failure; retrying");
+        metrics::counter!(herald_telemetry::RETRIES, "channel" => self.channel.as_str())
+            .increment(1);
+        self.report(job, DeliveryState::Deferred, Some("retry".into()), None)
+            .await?;
+        Ok(Outcome::Retrying(until))
     }
 
     /// Waits, unless the worker is stopping: then the job is left for
@@ -390,10 +382,25 @@ impl ChannelWorker {
     /// provider's) propagate so the whole job is retried.
     async fn attempt(&self, job: &DeliveryJob, user: &UserRecord) -> Result<Attempt, WorkerError> {
         let locale = job.locale.as_ref().or(user.profile.locale.as_ref());
-        let content = match self
-            .templates
-            .render(&job.template, job.channel, locale, &job.params)
-        {
+        let rendered = if job.digest {
+            let items: Vec<Map<String, Value>> = job
+                .params
+                .get("items")
+                .and_then(Value::as_array)
+                .map(|items| {
+                    items
+                        .iter()
+                        .filter_map(|i| i.as_object().cloned())
+                        .collect()
+                })
+                .unwrap_or_default();
+            self.templates
+                .render_digest(&job.template, job.channel, locale, &items)
+        } else {
+            self.templates
+                .render(&job.template, job.channel, locale, &job.params)
+        };
+        let content = match rendered {
             Ok(content) => content,
             Err(e) => return Ok(Attempt::failed(format!("template: {e}"))),
         };

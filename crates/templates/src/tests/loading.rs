@@ -1,7 +1,6 @@
 use herald_domain::Channel;
 
 use super::*;
-use crate::TemplateError;
 
 #[test]
 fn broken_template_folders_are_refused_with_an_error_naming_the_file() {
@@ -144,21 +143,7 @@ fn broken_template_folders_are_refused_with_an_error_naming_the_file() {
             "not a valid template folder name",
         ),
     ];
-    for (what, changes, file, words) in cases {
-        let dir = greeting_with(&changes);
-        let err = TemplateStore::load(dir.path()).unwrap_err();
-        assert!(!err.is_caller_error(), "{what}: {err}");
-        let TemplateError::Load { path, message } = &err else {
-            panic!("{what}: expected a load error, got {err}");
-        };
-        assert_eq!(
-            Path::new(path),
-            dir.path().join(file),
-            "{what}: wrong file in {err}"
-        );
-        assert!(message.contains(words), "{what}: {message}");
-        assert!(err.to_string().starts_with(path.as_str()), "{what}: {err}");
-    }
+    assert_refused(cases);
 }
 
 #[test]
@@ -214,6 +199,9 @@ fn loaded_templates_are_listed_by_name_with_what_template_toml_says() {
             "channels": ["sms"],
             "locales": ["de", "nl"],
             "params": [],
+            "digest": null,
+            "escalate": null,
+            "digestible": false,
         })
     );
     assert!(store.get(&name("missing")).is_none());

@@ -4,7 +4,7 @@ use super::*;
 use crate::{Rendered, TemplateError};
 
 #[test]
-fn the_shipped_templates_are_welcome_order_shipped_and_new_comment() {
+fn the_shipped_templates_are_welcome_order_shipped_new_comment_and_security_alert() {
     let store = shipped();
     let listed: Vec<(&str, &str, Vec<Channel>, Vec<String>)> = store
         .list()
@@ -36,12 +36,51 @@ fn the_shipped_templates_are_welcome_order_shipped_and_new_comment() {
                 strings(&["name", "order_id", "carrier", "tracking_url"]),
             ),
             (
+                "security_alert",
+                "security",
+                vec![Email, Push, InApp],
+                strings(&["name", "device", "location", "time", "secure_url"]),
+            ),
+            (
                 "welcome",
                 "account",
                 vec![Email, Push, Sms, InApp],
                 strings(&["name", "app_name"]),
             ),
         ]
+    );
+    let digests: Vec<(&str, bool, Option<String>)> = store
+        .list()
+        .into_iter()
+        .map(|t| {
+            let window = t.digest.map(|d| d.window.to_string());
+            (t.name.as_str(), t.digestible, window)
+        })
+        .collect();
+    assert_eq!(
+        digests,
+        vec![
+            ("new_comment", true, Some("10m".to_owned())),
+            ("order_shipped", false, None),
+            ("security_alert", false, None),
+            ("welcome", false, None),
+        ]
+    );
+    let escalations: Vec<(&str, String)> = store
+        .list()
+        .into_iter()
+        .filter_map(|t| {
+            t.escalate.map(|e| {
+                (
+                    t.name.as_str(),
+                    format!("{} -> {} after {}", e.from, e.to, e.after),
+                )
+            })
+        })
+        .collect();
+    assert_eq!(
+        escalations,
+        vec![("security_alert", "in_app -> email after 15m".to_owned())]
     );
     let welcome = store.get(&name("welcome")).unwrap();
     assert_eq!(welcome.locales, vec!["fr".to_owned()]);
@@ -62,25 +101,10 @@ fn every_shipped_template_renders_every_channel_in_every_locale_with_its_example
                 let rendered = store
                     .render(&info.name, channel, locale.as_ref(), example)
                     .unwrap_or_else(|e| panic!("{context}: {e}"));
-                let texts: Vec<&str> = match &rendered {
-                    Rendered::Email {
-                        subject,
-                        html,
-                        text,
-                    } => {
-                        assert!(html.is_some() || text.is_some(), "{context}");
-                        [Some(subject), html.as_ref(), text.as_ref()]
-                            .into_iter()
-                            .flatten()
-                            .map(String::as_str)
-                            .collect()
-                    }
-                    Rendered::Push { title, body } | Rendered::InApp { title, body } => {
-                        vec![title, body]
-                    }
-                    Rendered::Sms { body } => vec![body],
-                };
-                for text in texts {
+                if let Rendered::Email { html, text, .. } = &rendered {
+                    assert!(html.is_some() || text.is_some(), "{context}");
+                }
+                for text in texts(&rendered) {
                     assert!(!text.trim().is_empty(), "{context}: empty part");
                     assert!(!text.contains("{{"), "{context}: unrendered {text}");
                 }
@@ -171,4 +195,63 @@ fn the_french_welcome_is_french_where_translated_and_english_elsewhere() {
                 .to_owned(),
         }
     );
+}
+
+#[test]
+fn every_shipped_digest_renders_every_channel_in_every_locale_with_three_copies_of_the_example() {
+    let store = shipped();
+    let digestible: Vec<_> = store.list().into_iter().filter(|t| t.digestible).collect();
+    assert!(!digestible.is_empty());
+    for info in digestible {
+        let example = store.example(&info.name).unwrap();
+        let items = vec![example.clone(); 3];
+        let mut locales = vec![None];
+        locales.extend(info.locales.iter().map(|l| Some(locale(l))));
+        for &channel in &info.channels {
+            for locale in &locales {
+                let context = format!("{} digest {channel} {locale:?}", info.name);
+                let rendered = store
+                    .render_digest(&info.name, channel, locale.as_ref(), &items)
+                    .unwrap_or_else(|e| panic!("{context}: {e}"));
+                for text in texts(&rendered) {
+                    assert!(!text.trim().is_empty(), "{context}: empty part");
+                    assert!(!text.contains("{{"), "{context}: unrendered {text}");
+                }
+            }
+        }
+        store
+            .check_digest(&info.name, &info.channels, &items)
+            .unwrap_or_else(|e| panic!("{}: {e}", info.name));
+        // A digest needs every param too: a request that passes `check` but
+        // lacks one would otherwise break the digest it later joins.
+        for param in &info.params {
+            let mut without = example.clone();
+            without.remove(param);
+            let err = store
+                .check_digest(&info.name, &info.channels, &vec![without; 3])
+                .unwrap_err();
+            assert!(
+                matches!(&err, TemplateError::Render { message, .. } if message.contains(param.as_str())),
+                "{} digest without {param}: {err}",
+                info.name
+            );
+        }
+    }
+}
+
+/// Every text of a rendered message.
+fn texts(rendered: &Rendered) -> Vec<&str> {
+    match rendered {
+        Rendered::Email {
+            subject,
+            html,
+            text,
+        } => [Some(subject), html.as_ref(), text.as_ref()]
+            .into_iter()
+            .flatten()
+            .map(String::as_str)
+            .collect(),
+        Rendered::Push { title, body } | Rendered::InApp { title, body } => vec![title, body],
+        Rendered::Sms { body } => vec![body],
+    }
 }

@@ -179,15 +179,24 @@ async fn metrics_are_exported_in_prometheus_text_with_the_documented_names() {
         .send(crate::support::welcome(&["ada"], &["email", "in_app"]))
         .await;
     app.settled(&id, 2).await;
+    // A worker counts a delivery just after recording it: wait for the count.
+    let sent = r#"herald_deliveries_total{channel="email",outcome="sent"}"#;
     let text = app
-        .client
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .eventually(
+            "the e-mail to be counted",
+            || async {
+                app.client
+                    .get(format!("{}/metrics", app.base))
+                    .send()
+                    .await
+                    .unwrap()
+                    .text()
+                    .await
+                    .unwrap()
+            },
+            |text| text.contains(sent),
+        )
+        .await;
     for name in [
         "herald_records_consumed_total",
         "herald_deliveries_total",
@@ -198,9 +207,5 @@ async fn metrics_are_exported_in_prometheus_text_with_the_documented_names() {
     ] {
         assert!(text.contains(name), "{name} missing from /metrics");
     }
-    assert!(
-        text.contains(r#"herald_deliveries_total{channel="email",outcome="sent"}"#),
-        "{text}"
-    );
     assert!(!text.contains("ada"), "no user ids in labels");
 }

@@ -448,5 +448,8 @@ async fn health_readiness_and_the_openapi_document_answer(backend: Backend) {
         .iter()
         .filter_map(|t| t["name"].as_str())
         .collect();
-    assert_eq!(names, vec!["new_comment", "order_shipped", "welcome"]);
+    assert_eq!(
+        names,
+        vec!["new_comment", "order_shipped", "security_alert", "welcome"]
+    );
 }

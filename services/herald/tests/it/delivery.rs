@@ -9,7 +9,7 @@ crate::on_both_backends!(
     transient_smtp_failures_are_retried_until_the_mail_goes_out,
     a_permanent_smtp_refusal_fails_the_delivery_without_retrying,
     transient_failures_give_up_after_the_configured_attempts,
-    stopping_during_a_retry_wait_hands_the_delivery_back_at_once,
+    a_retry_waits_on_a_durable_timer_holding_nothing_across_a_restart,
     opted_out_channels_are_suppressed_with_the_reason_and_others_still_go,
     push_and_sms_reach_the_file_sink_with_the_users_devices_and_number,
     the_users_locale_picks_the_template_variant,
@@ -185,6 +185,7 @@ async fn transient_failures_give_up_after_the_configured_attempts(backend: Backe
         backend,
         smtp: true,
         extra: vec![("HERALD_MAX_ATTEMPTS", "3".into())],
+        ..crate::support::Options::on(backend)
     })
     .await;
     app.smtp.as_ref().unwrap().set_mode(SmtpMode::TempFail);
@@ -284,7 +285,7 @@ async fn the_users_locale_picks_the_template_variant(backend: Backend) {
     assert_eq!(inbox["items"][0]["title"], "Bienvenue, Ada !", "{inbox}");
 }
 
-async fn stopping_during_a_retry_wait_hands_the_delivery_back_at_once(backend: Backend) {
+async fn a_retry_waits_on_a_durable_timer_holding_nothing_across_a_restart(backend: Backend) {
     let mut app = TestApp::spawn_with(crate::support::Options {
         backend,
         smtp: true,
@@ -292,19 +293,41 @@ async fn stopping_during_a_retry_wait_hands_the_delivery_back_at_once(backend: B
             ("HERALD_RETRY_BASE_MS", "60000".into()),
             ("HERALD_RETRY_MAX_MS", "60000".into()),
         ],
+        clock: Some(chrono::Utc::now()),
     })
     .await;
     let smtp = app.smtp.clone().unwrap();
     smtp.set_mode(SmtpMode::TempFail);
     ada(&app).await;
     let id = app.send(welcome(&["ada"], &["email"])).await;
-    app.eventually(
-        "a refused attempt",
-        || async { smtp.attempts() },
-        |n| *n >= 1,
-    )
-    .await;
-    // The next attempt is 30 to 60 s away; stopping must not wait for it.
+    // The refused attempt leaves the delivery waiting, visibly, on a timer
+    // 30 to 60 s away; no worker holds it.
+    let waiting = app
+        .eventually(
+            "the delivery to wait for its retry",
+            || async { app.notification(&id).await },
+            |n| n["deliveries"][0]["state"] == "deferred",
+        )
+        .await;
+    let email = delivery(&waiting, "email");
+    let not_before = chrono::DateTime::parse_from_rfc3339(email["not_before"].as_str().unwrap())
+        .unwrap()
+        .to_utc();
+    let wait = not_before - app.now();
+    assert!(
+        wait >= chrono::Duration::seconds(30) && wait <= chrono::Duration::seconds(60),
+        "{wait}"
+    );
+    let retry = email["trace"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(
+        (retry["rule"].as_str(), retry["outcome"].as_str()),
+        (Some("retry"), Some("deferred"))
+    );
+    assert!(
+        retry["reason"].as_str().unwrap().contains("temporary"),
+        "{retry}"
+    );
+    // Stopping does not wait for it: nothing is in hand.
     let stopping = std::time::Instant::now();
     app.stop().await;
     assert!(
@@ -315,7 +338,13 @@ async fn stopping_during_a_retry_wait_hands_the_delivery_back_at_once(backend: B
 
     smtp.set_mode(SmtpMode::Accept);
     app.start().await;
+    app.advance(chrono::Duration::seconds(61));
     let n = app.settled(&id, 1).await;
-    assert_eq!(delivery(&n, "email")["state"], "sent", "{n:#}");
+    let email = delivery(&n, "email");
+    assert_eq!(
+        (email["state"].as_str(), email["attempts"].as_i64()),
+        (Some("sent"), Some(2)),
+        "{n:#}"
+    );
     assert_eq!(smtp.wait_for(1, WAIT).await.len(), 1);
 }

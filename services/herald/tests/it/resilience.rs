@@ -80,7 +80,7 @@ async fn routed_email_job(app: &TestApp, event_id: &str) -> DeliveryJob {
         "recipients": ["ada"], "params": {"name": "Ada", "app_name": "Acme"}}))
         .unwrap();
     store
-        .ensure_notification(&event, chrono::Utc::now())
+        .ensure_notification(&event, herald_store::Source::Bus, chrono::Utc::now())
         .await
         .unwrap();
     let user = UserId::parse("ada").unwrap();
@@ -90,14 +90,13 @@ async fn routed_email_job(app: &TestApp, event_id: &str) -> DeliveryJob {
         Channel::Email,
         Category::parse("account").unwrap(),
     );
-    let delivery = NewDelivery {
-        id: job.delivery_id,
-        notification_id: job.notification_id,
-        user_id: user,
-        channel: Channel::Email,
-        state: herald_domain::DeliveryState::Queued,
-        reason: None,
-    };
+    let delivery = NewDelivery::new(
+        job.delivery_id,
+        job.notification_id,
+        user,
+        Channel::Email,
+        herald_domain::DeliveryState::Queued,
+    );
     store
         .insert_deliveries(&[delivery], chrono::Utc::now())
         .await

@@ -2,7 +2,11 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use herald_domain::ManualClock;
 
 use herald::{Config, Running};
 use herald_standins::smtp::SmtpSink;
@@ -79,6 +83,8 @@ pub struct TestApp {
     pub running: Option<Running>,
     pub data_dir: PathBuf,
     pub smtp: Option<SmtpSink>,
+    /// The app's clock, when the test moves time by hand.
+    pub clock: Option<Arc<ManualClock>>,
     _dir: Option<tempfile::TempDir>,
     settings: BTreeMap<String, String>,
 }
@@ -88,6 +94,8 @@ pub struct Options {
     /// Send e-mail through a real SMTP stand-in instead of the file sink.
     pub smtp: bool,
     pub extra: Vec<(&'static str, String)>,
+    /// Run on a clock that moves only when the test says so.
+    pub clock: Option<DateTime<Utc>>,
 }
 
 pub fn templates_dir() -> PathBuf {
@@ -100,6 +108,7 @@ impl Options {
             backend,
             smtp: false,
             extra: Vec::new(),
+            clock: None,
         }
     }
 }
@@ -150,6 +159,7 @@ impl TestApp {
             running: None,
             data_dir,
             smtp,
+            clock: options.clock.map(|at| Arc::new(ManualClock::new(at))),
             _dir: Some(dir),
             settings,
         };
@@ -160,11 +170,39 @@ impl TestApp {
     /// Starts (or restarts) Herald on the same data directory.
     pub async fn start(&mut self) {
         let config = Config::from_map(&self.settings).expect("config");
-        let running = herald::serve(config, CancellationToken::new())
+        let running = match &self.clock {
+            Some(clock) => herald::start_with_clock(
+                config,
+                herald::Role::All,
+                CancellationToken::new(),
+                clock.clone(),
+            )
             .await
-            .expect("herald starts");
+            .expect("herald starts"),
+            None => herald::serve(config, CancellationToken::new())
+                .await
+                .expect("herald starts"),
+        };
         self.base = format!("http://{}", running.addr);
         self.running = Some(running);
+    }
+
+    /// Moves the app's clock forward and lets its scheduler look at once.
+    pub fn advance(&self, by: chrono::Duration) {
+        self.clock
+            .as_ref()
+            .expect("the app runs on a manual clock")
+            .advance(by);
+        if let Some(running) = &self.running {
+            running.wake_scheduler();
+        }
+    }
+
+    /// The app's time.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock
+            .as_ref()
+            .map_or_else(Utc::now, |c| herald_domain::Clock::now(c.as_ref()))
     }
 
     pub async fn stop(&mut self) {
@@ -287,6 +325,7 @@ impl TestApp {
             "failed",
             "bounced",
             "read",
+            "cancelled",
         ];
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {

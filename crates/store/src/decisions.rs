@@ -1,0 +1,213 @@
+//! Writing the router's decisions: deliveries, their timers and their cap
+//! slots, in one transaction.
+//!
+//! A decision under a frequency cap must see every other router's slots:
+//! [`DecisionTx::lock_caps`] locks one row per user for the rest of the
+//! transaction (users in sorted order, so two routers cannot deadlock), and
+//! only then are the slots read, the rule applied and the slot written.
+//! SQLite has one writer, so there the lock is the transaction itself.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use herald_domain::{Category, Channel, DeliveryId, DeliveryState, UserId};
+use sqlx::Row;
+
+use crate::deliveries::{encode_trace, insert_delivery};
+use crate::timers::{schedule, NewTimer};
+use crate::{from_millis, millis, placeholders, DeliveryRecord, NewDelivery, Store, StoreError};
+
+/// One decision to record.
+#[derive(Debug, Clone)]
+pub struct Decided {
+    pub delivery: NewDelivery,
+    /// The timers that act on it next (a release at the end of a deferral,
+    /// an escalation check).
+    pub timers: Vec<NewTimer>,
+    /// The cap slot it holds, under its category; `None` holds none.
+    pub cap_slot: Option<(Category, DateTime<Utc>)>,
+}
+
+/// An open transaction for decisions. Dropped without [`commit`](Self::commit), it rolls back.
+pub struct DecisionTx {
+    pub(crate) tx: sqlx::Transaction<'static, sqlx::Any>,
+}
+
+impl Store {
+    pub async fn begin_decisions(&self) -> Result<DecisionTx, StoreError> {
+        Ok(DecisionTx {
+            tx: self.db.write().begin().await?,
+        })
+    }
+}
+
+impl DecisionTx {
+    /// Locks these users' cap counters until commit.
+    pub async fn lock_caps(&mut self, users: &[&UserId]) -> Result<(), StoreError> {
+        let mut sorted: Vec<&str> = users.iter().map(|u| u.as_str()).collect();
+        sorted.sort_unstable();
+        sorted.dedup();
+        for user in sorted {
+            sqlx::query(
+                "INSERT INTO cap_locks (user_id, version) VALUES ($1, 1) \
+                 ON CONFLICT (user_id) DO UPDATE SET version = cap_locks.version + 1",
+            )
+            .bind(user)
+            .execute(&mut *self.tx)
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// The slots other deliveries hold on (user, category, channel) from
+    /// `since` on, future reservations included. Older slots are forgotten.
+    pub async fn cap_taken(
+        &mut self,
+        user: &UserId,
+        category: &Category,
+        channel: Channel,
+        except: DeliveryId,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<DateTime<Utc>>, StoreError> {
+        sqlx::query(
+            "DELETE FROM cap_slots WHERE user_id = $1 AND category = $2 AND channel = $3 AND at < $4",
+        )
+        .bind(user.as_str())
+        .bind(category.as_str())
+        .bind(channel.as_str())
+        .bind(millis(since))
+        .execute(&mut *self.tx)
+        .await?;
+        let rows = sqlx::query(
+            "SELECT at FROM cap_slots WHERE user_id = $1 AND category = $2 AND channel = $3 \
+               AND delivery_id <> $4 ORDER BY at",
+        )
+        .bind(user.as_str())
+        .bind(category.as_str())
+        .bind(channel.as_str())
+        .bind(except.to_string())
+        .fetch_all(&mut *self.tx)
+        .await?;
+        rows.iter()
+            .map(|r| Ok(from_millis(r.try_get("at")?)))
+            .collect()
+    }
+
+    /// The state of each of these deliveries that exists.
+    pub async fn states(
+        &mut self,
+        ids: &[DeliveryId],
+    ) -> Result<HashMap<DeliveryId, DeliveryState>, StoreError> {
+        let mut states = HashMap::new();
+        for chunk in ids.chunks(500) {
+            let sql = format!(
+                "SELECT id, state FROM deliveries WHERE id IN ({})",
+                placeholders(chunk.len())
+            );
+            let mut query = sqlx::query(&sql);
+            for id in chunk {
+                query = query.bind(id.to_string());
+            }
+            for row in query.fetch_all(&mut *self.tx).await? {
+                let corrupt = |e| StoreError::corrupt("delivery", e);
+                let id: String = row.try_get("id")?;
+                let state: String = row.try_get("state")?;
+                states.insert(
+                    DeliveryId::parse(&id).map_err(corrupt)?,
+                    DeliveryState::parse(&state).map_err(corrupt)?,
+                );
+            }
+        }
+        Ok(states)
+    }
+
+    /// Records new deliveries with their timers and slots. One that exists
+    /// already (another router got there first) is left as it is. Returns
+    /// the ids that were new.
+    pub async fn insert(
+        &mut self,
+        decided: &[Decided],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<DeliveryId>, StoreError> {
+        let mut new = Vec::with_capacity(decided.len());
+        for d in decided {
+            if insert_delivery(&mut self.tx, &d.delivery, now).await? {
+                self.side_effects(d, now).await?;
+                new.push(d.delivery.id);
+            }
+        }
+        Ok(new)
+    }
+
+    /// Decides an existing delivery again, if it is still in `from` (a
+    /// timer fired for it). Returns whether it moved.
+    pub async fn redecide(
+        &mut self,
+        decided: &Decided,
+        from: DeliveryState,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let d = &decided.delivery;
+        let moved = sqlx::query(
+            "UPDATE deliveries SET state = $2, not_before = $3, last_error = COALESCE($4, last_error), \
+               trace = trace || $5, digest_id = COALESCE($6, digest_id), updated_at = $7 \
+             WHERE id = $1 AND state = $8",
+        )
+        .bind(d.id.to_string())
+        .bind(d.state.as_str())
+        .bind(d.not_before.map(millis))
+        .bind(d.reason.clone())
+        .bind(encode_trace(&d.trace)?)
+        .bind(d.digest_id.map(|id| id.to_string()))
+        .bind(millis(now))
+        .bind(from.as_str())
+        .execute(&mut *self.tx)
+        .await?;
+        if moved.rows_affected() == 0 {
+            return Ok(false);
+        }
+        if decided.cap_slot.is_none() {
+            sqlx::query("DELETE FROM cap_slots WHERE delivery_id = $1")
+                .bind(d.id.to_string())
+                .execute(&mut *self.tx)
+                .await?;
+        }
+        self.side_effects(decided, now).await?;
+        Ok(true)
+    }
+
+    /// A delivery as this transaction sees it.
+    pub async fn delivery(&mut self, id: DeliveryId) -> Result<Option<DeliveryRecord>, StoreError> {
+        crate::deliveries::fetch_delivery(&mut self.tx, id).await
+    }
+
+    async fn side_effects(
+        &mut self,
+        decided: &Decided,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let d = &decided.delivery;
+        for timer in &decided.timers {
+            schedule(&mut self.tx, timer, now).await?;
+        }
+        if let Some((category, at)) = &decided.cap_slot {
+            sqlx::query(
+                "INSERT INTO cap_slots (delivery_id, user_id, category, channel, at) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (delivery_id) DO UPDATE SET at = excluded.at",
+            )
+            .bind(d.id.to_string())
+            .bind(d.user_id.as_str())
+            .bind(category.as_str())
+            .bind(d.channel.as_str())
+            .bind(millis(*at))
+            .execute(&mut *self.tx)
+            .await?;
+        }
+        Ok(())
+    }
+
+    pub async fn commit(self) -> Result<(), StoreError> {
+        self.tx.commit().await?;
+        Ok(())
+    }
+}

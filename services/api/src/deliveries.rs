@@ -1,0 +1,111 @@
+//! Single deliveries: look one up (a digest's carrier, say), or report that
+//! a push was opened.
+
+use axum::extract::State;
+use axum::Json;
+use herald_domain::{DeliveryId, DeliveryState, Receipt, SCHEMA_VERSION};
+use herald_store::OutboxMessage;
+use serde::Serialize;
+
+use crate::extract::ApiPath;
+use crate::model::DeliveryView;
+use crate::{ApiError, AppState};
+
+fn delivery_id(raw: &str) -> Result<DeliveryId, ApiError> {
+    DeliveryId::parse(raw).map_err(|e| ApiError::bad_request("invalid_id", e.to_string()))
+}
+
+fn no_delivery(id: DeliveryId) -> ApiError {
+    ApiError::not_found("delivery_not_found", format!("no delivery {id}"))
+}
+
+/// One delivery with its trace.
+#[utoipa::path(
+    get, path = "/v1/deliveries/{id}", tag = "notifications",
+    params(("id" = String, Path, format = Uuid)),
+    responses(
+        (status = 200, body = DeliveryView),
+        (status = 400, description = "Not a delivery id", body = crate::error::ErrorBody),
+        (status = 404, body = crate::error::ErrorBody),
+    )
+)]
+pub async fn get(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<DeliveryView>, ApiError> {
+    let id = delivery_id(&id)?;
+    let record = state
+        .store
+        .get_delivery(id)
+        .await?
+        .ok_or_else(|| no_delivery(id))?;
+    Ok(Json(record.into()))
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct OpenedView {
+    pub id: DeliveryId,
+    pub state: DeliveryState,
+}
+
+/// A client reports that the user opened a delivery (a push notification
+/// tapped): the delivery becomes `read`, which cancels an escalation
+/// waiting on it. Reporting twice is fine.
+#[utoipa::path(
+    post, path = "/v1/deliveries/{id}/opened", tag = "notifications",
+    params(("id" = String, Path, format = Uuid)),
+    responses(
+        (status = 200, body = OpenedView),
+        (status = 400, description = "Not a delivery id", body = crate::error::ErrorBody),
+        (status = 404, body = crate::error::ErrorBody),
+        (status = 409, description = "Not sent yet, or ended without reaching the user", body = crate::error::ErrorBody),
+    )
+)]
+pub async fn opened(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<OpenedView>, ApiError> {
+    let id = delivery_id(&id)?;
+    let record = state
+        .store
+        .get_delivery(id)
+        .await?
+        .ok_or_else(|| no_delivery(id))?;
+    match record.state {
+        DeliveryState::Read => {}
+        DeliveryState::Sent | DeliveryState::Delivered => {
+            let now = state.clock.now();
+            let receipt = Receipt {
+                schema_version: SCHEMA_VERSION,
+                delivery_id: id,
+                notification_id: record.notification_id,
+                user_id: record.user_id.clone(),
+                channel: record.channel,
+                state: DeliveryState::Read,
+                reason: Some("opened".into()),
+                provider_message_id: None,
+                at: now,
+            };
+            let payload = serde_json::to_string(&receipt).map_err(|e| ApiError::internal(&e))?;
+            state
+                .store
+                .enqueue_outbox(
+                    &OutboxMessage::new("receipts", record.user_id.to_string(), payload),
+                    now,
+                )
+                .await?;
+            state.relay_wake.notify_one();
+        }
+        other => {
+            return Err(ApiError::new(
+                axum::http::StatusCode::CONFLICT,
+                "not_delivered",
+                format!("delivery {id} is {other}: only a sent or delivered message can be opened"),
+            ))
+        }
+    }
+    Ok(Json(OpenedView {
+        id,
+        state: DeliveryState::Read,
+    }))
+}

@@ -1,0 +1,415 @@
+//! Loading what the rules need, calling them, and writing what they decide.
+//!
+//! Both the router (a fresh event) and the timers (a deferral ending, a
+//! digest closing, an escalation falling due) come here: [`Judge`] loads the
+//! recipients in one batch, opens one transaction, locks the cap counters
+//! of the users whose channel is capped, calls [`decide`] per delivery, and
+//! records deliveries, timers and cap slots together. Jobs and receipts are
+//! published after the commit; a crash in between is covered by the event
+//! (or the timer) being handled again, which republishes what is queued.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use herald_bus::{Bus, Topic};
+use herald_domain::{
+    decide, Channel, DeliveryId, DeliveryJob, DeliveryState, DigestPlan, Outcome, Priority,
+    Receipt, RecipientProfile, Rule, Situation, TraceStep, UserId, Verdict, SCHEMA_VERSION,
+};
+use herald_store::{
+    Decided, DecisionTx, DigestKind, NewDelivery, NewTimer, Store, TimerKind, UserRecord,
+};
+use herald_templates::TemplateStore;
+
+use crate::notice::{Notice, Origin};
+use crate::RouteError;
+
+/// A message to publish once the decisions are durable.
+pub(crate) type Message = (Topic, String, Vec<u8>);
+
+/// What deciding came to, for tests, logs and metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Routed {
+    pub queued: usize,
+    pub deferred: usize,
+    pub suppressed: usize,
+    pub grouped: usize,
+    pub cancelled: usize,
+    /// Topics whose expansion was started.
+    pub topics: usize,
+}
+
+impl Routed {
+    pub(crate) fn add(&mut self, other: &Routed) {
+        self.queued += other.queued;
+        self.deferred += other.deferred;
+        self.suppressed += other.suppressed;
+        self.grouped += other.grouped;
+        self.cancelled += other.cancelled;
+        self.topics += other.topics;
+    }
+}
+
+/// Shared by the router and the timers. Cheap to clone.
+#[derive(Clone)]
+pub(crate) struct Judge {
+    pub store: Store,
+    pub bus: Arc<dyn Bus>,
+    pub templates: TemplateStore,
+}
+
+/// A decision ready to record, with the word its receipt gives for a wait.
+#[derive(Debug, Clone)]
+pub(crate) struct Judged {
+    pub record: Decided,
+    /// `quiet_hours`, `send_at`, `frequency_cap`, `grouped`… for a delivery
+    /// left waiting.
+    pub waiting_for: Option<&'static str>,
+}
+
+/// One delivery about to be decided.
+pub(crate) struct Candidate<'a> {
+    pub id: DeliveryId,
+    pub user: &'a UserId,
+    pub channel: Channel,
+    /// `false` for digests and escalations, which are not grouped again.
+    pub may_group: bool,
+    /// Trace steps to put before the rules' own (an escalation says why it exists).
+    pub preface: Vec<TraceStep>,
+}
+
+impl Judge {
+    /// The recipients' profiles, in one batch.
+    pub async fn profiles(
+        &self,
+        users: &[UserId],
+    ) -> Result<HashMap<UserId, RecipientProfile>, RouteError> {
+        Ok(self
+            .store
+            .recipients(users)
+            .await?
+            .into_iter()
+            .map(|(id, (user, devices))| (id, profile(&user, devices)))
+            .collect())
+    }
+
+    /// Decides new deliveries and records them. Deliveries that exist already
+    /// (the event was handled before) are not decided again: their stored
+    /// state says what to publish.
+    pub async fn decide_new(
+        &self,
+        notice: &Notice,
+        candidates: &[Candidate<'_>],
+        profiles: &HashMap<UserId, RecipientProfile>,
+        now: DateTime<Utc>,
+    ) -> Result<(Vec<Message>, Routed), RouteError> {
+        let mut tx = self.store.begin_decisions().await?;
+        let ids: Vec<DeliveryId> = candidates.iter().map(|c| c.id).collect();
+        let existing = tx.states(&ids).await?;
+        let fresh: Vec<&Candidate> = candidates
+            .iter()
+            .filter(|c| !existing.contains_key(&c.id))
+            .collect();
+        lock_capped(&mut tx, notice, fresh.iter().map(|c| (c.user, c.channel))).await?;
+        let mut decided = Vec::with_capacity(fresh.len());
+        for candidate in &fresh {
+            let profile = profiles.get(candidate.user);
+            decided.push(self.judge(&mut tx, notice, candidate, profile, now).await?);
+        }
+        let records: Vec<Decided> = decided.iter().map(|j| j.record.clone()).collect();
+        tx.insert(&records, now).await?;
+        tx.commit().await?;
+
+        let mut messages = Vec::new();
+        let mut routed = Routed::default();
+        for judged in &decided {
+            self.announce(notice, judged, now, &mut messages, &mut routed)?;
+        }
+        for candidate in candidates {
+            // Handled before: publish again what a crash may have kept back.
+            if existing.get(&candidate.id) == Some(&DeliveryState::Queued) {
+                messages.push(self.job(notice, candidate.id, candidate.user, candidate.channel)?);
+            }
+        }
+        Ok((messages, routed))
+    }
+
+    /// Decides one delivery, inside `tx`, without recording it.
+    pub async fn judge(
+        &self,
+        tx: &mut DecisionTx,
+        notice: &Notice,
+        candidate: &Candidate<'_>,
+        profile: Option<&RecipientProfile>,
+        now: DateTime<Utc>,
+    ) -> Result<Judged, RouteError> {
+        let mut delivery = NewDelivery::new(
+            candidate.id,
+            notice.id,
+            candidate.user.clone(),
+            candidate.channel,
+            DeliveryState::Queued,
+        );
+        delivery.trace = candidate.preface.clone();
+        if notice.cancelled {
+            delivery.state = DeliveryState::Cancelled;
+            delivery
+                .trace
+                .push(TraceStep::new(Rule::Cancellation, Outcome::Cancelled, now));
+            return Ok(Judged {
+                record: Decided {
+                    delivery,
+                    timers: Vec::new(),
+                    cap_slot: None,
+                },
+                waiting_for: None,
+            });
+        }
+        let capped = profile.is_some() && is_capped(notice, candidate.channel);
+        let taken = if capped {
+            let since = now - longest_cap(notice, candidate.channel);
+            tx.cap_taken(
+                candidate.user,
+                &notice.category,
+                candidate.channel,
+                candidate.id,
+                since,
+            )
+            .await?
+        } else {
+            Vec::new()
+        };
+        let decision = decide(&Situation {
+            channel: candidate.channel,
+            category: &notice.category,
+            priority: notice.event.request.priority,
+            policy: &notice.policy,
+            recipient: profile,
+            created_at: notice.created_at,
+            send_at: notice.event.request.send_at,
+            group: notice.group(),
+            may_group: candidate.may_group && notice.origin == Origin::Single,
+            digestible: notice.digestible,
+            cap_taken: &taken,
+            now,
+        });
+        delivery.trace.extend(decision.trace.iter().cloned());
+        let mut timers = Vec::new();
+        let mut waiting_for = None;
+        match &decision.verdict {
+            Verdict::Queue => {}
+            Verdict::Defer { until, by } => {
+                waiting_for = Some(by.as_str());
+                delivery.state = DeliveryState::Deferred;
+                delivery.not_before = Some(*until);
+                timers.push(NewTimer::new(
+                    TimerKind::Release,
+                    candidate.id.to_string(),
+                    *until,
+                ));
+            }
+            Verdict::Suppress(reason) => {
+                delivery.state = DeliveryState::Suppressed;
+                delivery.reason = Some(reason.to_string());
+            }
+            Verdict::Digest(plan) => {
+                let (kind, key, closes_at) = match plan {
+                    DigestPlan::Group { key, window } => (
+                        DigestKind::Group,
+                        format!("{}/{}", notice.template(), key),
+                        now + window.as_chrono(),
+                    ),
+                    DigestPlan::Scheduled { closes_at } => (
+                        DigestKind::Scheduled,
+                        format!("{}/{}", notice.category, notice.template()),
+                        *closes_at,
+                    ),
+                };
+                let joined = tx
+                    .join_digest(
+                        candidate.user,
+                        candidate.channel,
+                        kind,
+                        &key,
+                        notice.template(),
+                        closes_at,
+                        now,
+                    )
+                    .await?;
+                waiting_for = Some("grouped");
+                delivery.state = DeliveryState::Deferred;
+                delivery.not_before = Some(joined.closes_at);
+                delivery.digest_id = Some(joined.carrier);
+                let tz = profile.map_or(chrono_tz::UTC, |p| p.time_zone);
+                if let Some(last) = delivery.trace.last_mut() {
+                    last.until = Some(joined.closes_at.with_timezone(&tz).fixed_offset());
+                    last.reason = Some(format!(
+                        "{}; digest {}",
+                        last.reason.clone().unwrap_or_default(),
+                        joined.carrier
+                    ));
+                }
+            }
+        }
+        let cap_slot = decision.cap_slot.map(|at| (notice.category.clone(), at));
+        let escalation = notice
+            .escalate
+            .filter(|e| e.from == candidate.channel && delivery.digest_id.is_none());
+        if let Some(escalation) = escalation {
+            // Checked when the window has passed since the first channel
+            // could have been seen; a read or an open cancels it.
+            let from = delivery.not_before.unwrap_or(now);
+            timers.push(NewTimer::new(
+                TimerKind::Escalate,
+                candidate.id.to_string(),
+                from + escalation.after.as_chrono(),
+            ));
+        }
+        Ok(Judged {
+            record: Decided {
+                delivery,
+                timers,
+                cap_slot,
+            },
+            waiting_for,
+        })
+    }
+
+    /// The job and receipt messages for a decided delivery, and its count.
+    pub fn announce(
+        &self,
+        notice: &Notice,
+        judged: &Judged,
+        now: DateTime<Utc>,
+        messages: &mut Vec<Message>,
+        routed: &mut Routed,
+    ) -> Result<(), RouteError> {
+        let delivery = &judged.record.delivery;
+        let channel = delivery.channel;
+        let (state, reason) = match delivery.state {
+            DeliveryState::Queued => {
+                messages.push(self.job(notice, delivery.id, &delivery.user_id, channel)?);
+                metrics::counter!(herald_telemetry::JOBS_ROUTED, "channel" => channel.as_str())
+                    .increment(1);
+                routed.queued += 1;
+                return Ok(());
+            }
+            DeliveryState::Cancelled => {
+                routed.cancelled += 1;
+                (DeliveryState::Cancelled, Some("cancelled".to_owned()))
+            }
+            DeliveryState::Suppressed => {
+                routed.suppressed += 1;
+                metrics::counter!(herald_telemetry::SUPPRESSED, "channel" => channel.as_str(),
+                    "reason" => delivery.reason.clone().unwrap_or_default())
+                .increment(1);
+                (DeliveryState::Suppressed, delivery.reason.clone())
+            }
+            _ => {
+                let why = judged.waiting_for.unwrap_or("deferred");
+                if why == "grouped" {
+                    routed.grouped += 1;
+                } else {
+                    routed.deferred += 1;
+                }
+                metrics::counter!(herald_telemetry::DEFERRED, "channel" => channel.as_str(), "rule" => why)
+                    .increment(1);
+                (DeliveryState::Deferred, Some(why.to_owned()))
+            }
+        };
+        let receipt = Receipt {
+            schema_version: SCHEMA_VERSION,
+            delivery_id: delivery.id,
+            notification_id: delivery.notification_id,
+            user_id: delivery.user_id.clone(),
+            channel,
+            state,
+            reason,
+            provider_message_id: None,
+            at: now,
+        };
+        messages.push(message(
+            self.bus.topics().receipts(),
+            &delivery.user_id,
+            &receipt,
+        )?);
+        Ok(())
+    }
+
+    /// The job for one delivery of a notice.
+    pub fn job(
+        &self,
+        notice: &Notice,
+        id: DeliveryId,
+        user: &UserId,
+        channel: Channel,
+    ) -> Result<Message, RouteError> {
+        let mut job = DeliveryJob::new(&notice.event, user, channel, notice.category.clone());
+        job.delivery_id = id;
+        job.digest = notice.origin == Origin::Digest;
+        message(self.bus.topics().deliveries(channel), user, &job)
+    }
+
+    pub async fn publish(&self, messages: &[Message]) -> Result<(), RouteError> {
+        if !messages.is_empty() {
+            self.bus.publish_all(messages).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Locks the cap counters of every user with a capped channel among these.
+pub(crate) async fn lock_capped<'u>(
+    tx: &mut DecisionTx,
+    notice: &Notice,
+    deliveries: impl Iterator<Item = (&'u UserId, Channel)>,
+) -> Result<(), RouteError> {
+    let users: Vec<&UserId> = deliveries
+        .filter(|(_, channel)| is_capped(notice, *channel))
+        .map(|(user, _)| user)
+        .collect();
+    if !users.is_empty() {
+        tx.lock_caps(&users).await?;
+    }
+    Ok(())
+}
+
+fn is_capped(notice: &Notice, channel: Channel) -> bool {
+    notice.event.request.priority != Priority::Critical
+        && !notice.cancelled
+        && notice.policy.caps_on(channel).next().is_some()
+}
+
+fn longest_cap(notice: &Notice, channel: Channel) -> chrono::Duration {
+    notice
+        .policy
+        .caps_on(channel)
+        .map(|c| c.per.as_chrono())
+        .max()
+        .unwrap_or_default()
+}
+
+pub(crate) fn profile(user: &UserRecord, push_devices: usize) -> RecipientProfile {
+    RecipientProfile {
+        has_email: user.profile.email.is_some(),
+        has_phone: user.profile.phone.is_some(),
+        push_devices,
+        preferences: user.preferences.clone(),
+        time_zone: user
+            .profile
+            .time_zone
+            .as_ref()
+            .map_or(chrono_tz::UTC, |tz| tz.tz()),
+    }
+}
+
+pub(crate) fn message<T: serde::Serialize>(
+    topic: Topic,
+    user: &UserId,
+    body: &T,
+) -> Result<Message, RouteError> {
+    // Keyed by user, so one user's messages stay in order on a partitioned bus.
+    let payload = serde_json::to_vec(body).map_err(|e| RouteError::Poison(e.to_string()))?;
+    Ok((topic, user.to_string(), payload))
+}

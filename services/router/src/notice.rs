@@ -1,0 +1,150 @@
+//! A notification as the rules see it: the request, what its template
+//! offers, its category and that category's policy.
+
+use chrono::{DateTime, Utc};
+use herald_domain::{
+    select_channels, Category, CategoryPolicy, Channel, GroupKey, NotificationEvent,
+    NotificationId, Span,
+};
+use herald_store::{NotificationRecord, Store};
+use herald_templates::{Escalation, TemplateStore};
+
+use crate::RouteError;
+
+/// Where a notification came from, for the job it becomes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// A request or an event.
+    Single,
+    /// A digest Herald assembled from several.
+    Digest,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Notice {
+    pub id: NotificationId,
+    pub event: NotificationEvent,
+    /// The channels it goes out on now (an escalation's target is held back).
+    pub channels: Vec<Channel>,
+    pub category: Category,
+    pub policy: CategoryPolicy,
+    pub created_at: DateTime<Utc>,
+    pub cancelled: bool,
+    pub origin: Origin,
+    pub digest_window: Option<Span>,
+    pub digestible: bool,
+    pub escalate: Option<Escalation>,
+}
+
+impl Notice {
+    /// Builds the notice for an event: checks the template and channels and
+    /// looks up the category's policy.
+    pub async fn for_event(
+        store: &Store,
+        templates: &TemplateStore,
+        event: NotificationEvent,
+        created_at: DateTime<Utc>,
+        cancelled: bool,
+        origin: Origin,
+    ) -> Result<Notice, RouteError> {
+        let request = &event.request;
+        let template = templates
+            .get(&request.template)
+            .ok_or_else(|| RouteError::Poison(format!("unknown template {}", request.template)))?;
+        let mut channels = select_channels(
+            &request.template,
+            &template.channels,
+            request.channels.as_deref(),
+        )
+        .map_err(|e| RouteError::Poison(e.to_string()))?;
+        let escalate = template.escalate.filter(|e| channels.contains(&e.from));
+        if let Some(escalation) = &escalate {
+            // The second channel waits for the first to go unread.
+            if request.channels.is_none() {
+                channels.retain(|c| *c != escalation.to);
+            }
+        }
+        let category = request
+            .category
+            .clone()
+            .unwrap_or_else(|| template.category.clone());
+        let policy = store
+            .policies(std::slice::from_ref(&category))
+            .await?
+            .remove(&category)
+            .unwrap_or_default();
+        Ok(Notice {
+            id: event.notification_id(),
+            channels,
+            category,
+            policy,
+            created_at,
+            cancelled,
+            origin,
+            digest_window: template.digest.map(|d| d.window),
+            digestible: template.digestible,
+            escalate: escalate.filter(|e| !channels_requested(&event, e.to)),
+            event,
+        })
+    }
+
+    /// The notice of a stored notification (for a timer).
+    pub async fn for_record(
+        store: &Store,
+        templates: &TemplateStore,
+        record: NotificationRecord,
+    ) -> Result<Notice, RouteError> {
+        let origin = if record.source == "digest" {
+            Origin::Digest
+        } else {
+            Origin::Single
+        };
+        Notice::for_event(
+            store,
+            templates,
+            record.event,
+            record.created_at,
+            record.cancelled_at.is_some(),
+            origin,
+        )
+        .await
+    }
+
+    pub async fn load(
+        store: &Store,
+        templates: &TemplateStore,
+        id: NotificationId,
+    ) -> Result<Option<Notice>, RouteError> {
+        match store.get_notification_only(id).await? {
+            Some(record) => Ok(Some(Notice::for_record(store, templates, record).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The group key with the template's window, when both are set and this
+    /// is not a digest already.
+    pub fn group(&self) -> Option<(&GroupKey, Span)> {
+        match (
+            self.origin,
+            &self.event.request.group_key,
+            self.digest_window,
+        ) {
+            (Origin::Single, Some(key), Some(window)) => Some((key, window)),
+            _ => None,
+        }
+    }
+
+    pub fn template(&self) -> &herald_domain::TemplateName {
+        &self.event.request.template
+    }
+}
+
+/// Did the request name this channel itself? Then it is sent at once, not
+/// held back as an escalation.
+fn channels_requested(event: &NotificationEvent, channel: Channel) -> bool {
+    event
+        .request
+        .channels
+        .as_ref()
+        .is_some_and(|c| c.contains(&channel))
+}
