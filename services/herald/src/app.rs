@@ -1,5 +1,5 @@
-//! Wiring: build every part from the configuration and run the parts a
-//! process's role asks for. This is the one place that picks implementations.
+//! Wiring: start the parts a process's role asks for on the backends
+//! [`Backends`] picked, supervise them, and stop them.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -8,19 +8,15 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use herald_api::{ApiConfig, ApiKeys, AppState, OutboxRelay, RelayConfig};
-use herald_bus::{
-    consume, Bus, ConsumeOptions, ConsumeStats, EmbeddedBus, EmbeddedConfig, Handler, KafkaBus,
-    KafkaConfig, Topic, Topics,
-};
+use herald_bus::{consume, Bus, ConsumeOptions, ConsumeStats, Handler, Topic};
 use herald_domain::{Channel, Clock, RetryPolicy, SystemClock};
-use herald_providers::{EmailIdentity, FileSink, Provider, SmtpProvider};
 use herald_router::{Router, Scheduler, SchedulerConfig};
-use herald_store::{Db, Dialect, Store};
+use herald_store::Store;
 use herald_templates::TemplateStore;
-use herald_workers::{
-    ChannelWorker, ClaimCache, LocalClaimCache, LocalRateLimiter, RateLimiter, ReceiptConsumer,
-    RedisClaimCache, RedisLink, RedisRateLimiter, WorkerConfig,
-};
+use herald_workers::{ChannelWorker, ReceiptConsumer, WorkerConfig};
+
+use crate::backends::provider_for;
+pub use crate::backends::{kafka_bus, open_store, Backends};
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -89,102 +85,6 @@ impl Running {
             }
         }
         self.store.db().close().await;
-    }
-}
-
-/// The stateful parts, chosen from configuration.
-pub struct Backends {
-    pub store: Store,
-    pub bus: Arc<dyn Bus>,
-    pub claims: Arc<dyn ClaimCache>,
-    pub limiter: Arc<dyn RateLimiter>,
-}
-
-/// Opens the database; applies migrations when `migrate`, else checks they were.
-pub async fn open_store(config: &Config, migrate: bool) -> anyhow::Result<Store> {
-    let db = Db::connect(&config.database_url, config.db_max_connections)
-        .await
-        .context("connecting to the database")?;
-    if migrate {
-        db.migrate().await.context("applying migrations")?;
-    } else {
-        db.check_migrated()
-            .await
-            .context("checking the schema (run `herald migrate`)")?;
-    }
-    Ok(Store::new(db))
-}
-
-fn topics(config: &Config) -> Topics {
-    Topics::new(config.topic_prefix.clone())
-}
-
-/// The Kafka bus, if configured; creating topics when `create_topics`.
-pub async fn kafka_bus(config: &Config, create_topics: bool) -> anyhow::Result<Option<KafkaBus>> {
-    let Some(brokers) = &config.kafka_brokers else {
-        return Ok(None);
-    };
-    let kafka = KafkaConfig {
-        session_timeout: config.kafka_session_timeout,
-        partitions: config.kafka_partitions,
-        batch_messages: config.kafka_batch_messages,
-        replication: config.kafka_replication,
-        ..KafkaConfig::new(brokers.clone())
-    };
-    let bus = KafkaBus::connect(kafka, topics(config)).context("connecting to Kafka")?;
-    if create_topics {
-        bus.ensure_topics().await.context("creating Kafka topics")?;
-    }
-    Ok(Some(bus))
-}
-
-impl Backends {
-    /// `setup` (serve, migrate) may create schema and topics; a service on
-    /// its own only checks they exist.
-    pub async fn open(config: &Config, setup: bool) -> anyhow::Result<Backends> {
-        let store = open_store(config, setup || config.database_url.starts_with("sqlite")).await?;
-        let bus: Arc<dyn Bus> = match kafka_bus(config, setup).await? {
-            Some(kafka) => Arc::new(kafka),
-            None if store.db().dialect() == Dialect::Sqlite => Arc::new(
-                EmbeddedBus::open(store.db().clone(), topics(config), EmbeddedConfig::default())
-                    .await
-                    .context("opening the embedded bus")?,
-            ),
-            None => bail!("the embedded bus lives in the SQLite file; with PostgreSQL set HERALD_KAFKA_BROKERS"),
-        };
-        bus.ping().await.context("reaching the bus")?;
-        let rates = config
-            .rate_limits
-            .iter()
-            .map(|(c, r)| (c.as_str().to_owned(), *r));
-        let (claims, limiter): (Arc<dyn ClaimCache>, Arc<dyn RateLimiter>) = match &config.redis_url
-        {
-            Some(url) => {
-                let link =
-                    RedisLink::new(url, Duration::from_secs(1)).context("HERALD_REDIS_URL")?;
-                (
-                    Arc::new(RedisClaimCache::new(
-                        link.clone(),
-                        config.redis_prefix.clone(),
-                    )),
-                    Arc::new(RedisRateLimiter::new(
-                        link,
-                        config.redis_prefix.clone(),
-                        rates,
-                    )),
-                )
-            }
-            None => (
-                Arc::new(LocalClaimCache::default()),
-                Arc::new(LocalRateLimiter::new(rates)),
-            ),
-        };
-        Ok(Backends {
-            store,
-            bus,
-            claims,
-            limiter,
-        })
     }
 }
 
@@ -455,27 +355,4 @@ async fn watch_backlog(
             _ = tokio::time::sleep(Duration::from_secs(15)) => {}
         }
     }
-}
-
-/// The provider for a channel: SMTP for e-mail when configured, the file
-/// sink otherwise; none for in-app, which writes the inbox itself.
-fn provider_for(config: &Config, channel: Channel) -> anyhow::Result<Option<Arc<dyn Provider>>> {
-    let identity = EmailIdentity::parse(&config.email_from).context("HERALD_EMAIL_FROM")?;
-    let sink = || {
-        Arc::new(FileSink::new(
-            config.data_dir.join("outbox"),
-            identity.clone(),
-        ))
-    };
-    Ok(match channel {
-        Channel::InApp => None,
-        Channel::Email => match &config.smtp_url {
-            Some(url) => Some(Arc::new(
-                SmtpProvider::from_url(url, identity.clone(), Duration::from_secs(30))
-                    .context("HERALD_SMTP_URL")?,
-            )),
-            None => Some(sink()),
-        },
-        Channel::Push | Channel::Sms => Some(sink()),
-    })
 }

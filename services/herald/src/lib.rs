@@ -5,6 +5,7 @@
 //! services on them. Tests start the real thing through [`serve`].
 
 pub mod app;
+mod backends;
 pub mod config;
 
 pub use app::{serve, start_with_clock, Role, Running};

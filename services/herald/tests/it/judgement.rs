@@ -14,6 +14,7 @@ crate::on_both_backends!(
     an_unread_alert_escalates_to_email_and_a_read_one_does_not,
     a_delivery_deferred_overnight_is_decided_again_in_the_morning,
     categories_and_effective_preferences_say_which_rule_decides,
+    in_real_time_a_quiet_window_ending_a_minute_from_now_releases_the_message_then,
 );
 
 use chrono::{DateTime, Duration, Utc};
@@ -545,4 +546,57 @@ async fn categories_and_effective_preferences_say_which_rule_decides(backend: Ba
         .request(reqwest::Method::GET, "/v1/admin/categories/social", None)
         .await;
     assert_eq!(status, 404);
+}
+
+async fn in_real_time_a_quiet_window_ending_a_minute_from_now_releases_the_message_then(
+    backend: Backend,
+) {
+    use chrono::{Timelike, Utc};
+    // No hand on the clock: the scheduler's own sleep must wake it.
+    let app = TestApp::spawn(backend).await;
+    app.put_user(
+        "ada",
+        json!({"email": "ada@example.com", "time_zone": "UTC"}),
+    )
+    .await;
+    // The window ends at the first whole minute at least 30 s away.
+    let end = Utc::now() + Duration::seconds(90);
+    let end = end
+        - Duration::seconds(i64::from(end.second()))
+        - Duration::nanoseconds(i64::from(end.nanosecond()));
+    let start = end - Duration::hours(2);
+    put_preferences(
+        &app,
+        "ada",
+        json!({"quiet_hours": {"start": start.format("%H:%M").to_string(),
+                               "end": end.format("%H:%M").to_string()}}),
+    )
+    .await;
+    let id = app.send(welcome_to(&["ada"], &["email"])).await;
+    let d = delivery_in(&app, &id, "ada", "email", "deferred").await;
+    assert_eq!(
+        d["not_before"],
+        end.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+    );
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(150);
+    let sent = loop {
+        let n = app.notification(&id).await;
+        let d = user_delivery(&n, "ada", "email").clone();
+        if d["state"] == "sent" {
+            break d;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not released: {d:#}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let released = step(&sent, "queue")["at"].as_str().unwrap().to_owned();
+    let released = DateTime::parse_from_rfc3339(&released).unwrap().to_utc();
+    assert!(released >= end, "released at {released}, before {end}");
+    assert!(
+        released - end < Duration::seconds(5),
+        "released {} late",
+        released - end
+    );
 }
