@@ -5,6 +5,7 @@ mod support;
 
 mod auth;
 mod bad_requests;
+mod bad_rules;
 mod binary;
 mod delivery;
 mod digests;
