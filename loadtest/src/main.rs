@@ -73,6 +73,10 @@ struct Cli {
     /// have arrived, and start a replacement.
     #[arg(long)]
     kill_worker: bool,
+    /// Fan-out: subscribe all `--users` users to one topic and send a single
+    /// notification to it (instead of `--notifications` single sends).
+    #[arg(long, conflicts_with_all = ["rate", "kill_worker"])]
+    topic: bool,
     #[arg(
         long,
         env = "HERALD_TEST_POSTGRES_URL",

@@ -21,6 +21,9 @@ use crate::{cpu, metrics, Cli, Mode, Via};
 /// late second copy is still counted.
 const QUIET: Duration = Duration::from_secs(2);
 
+/// The topic every user joins with `--topic`.
+const TOPIC: &str = "loadtest-everyone";
+
 pub async fn measure(
     cli: &Cli,
     herald: &Path,
@@ -58,7 +61,11 @@ pub async fn measure(
         .timeout(Duration::from_secs(60))
         .build()?;
     let users = send::user_ids(cli.users);
+    eprintln!("creating {} users", users.len());
     send::create_users(&client, &cluster.api, &users).await?;
+    if cli.topic {
+        send::subscribe_all(&client, &cluster.api, TOPIC, &users).await?;
+    }
     let api = cluster.api.clone();
     let events = cluster
         .services
@@ -93,7 +100,11 @@ pub async fn measure(
         ..load
     };
     let work = async {
-        let sent = send(cli, &client, &api, events.as_deref(), load).await?;
+        let sent = if cli.topic {
+            send::to_topic(&client, &api, TOPIC, &users).await?
+        } else {
+            send(cli, &client, &api, events.as_deref(), load).await?
+        };
         eprintln!("waiting for {} deliveries", sent.expected.len());
         let from = Arrivals::after(skip, warmed_up);
         let arrivals = arrivals::wait_for_all(&smtp, &sent.expected, from, deadline, true).await;
@@ -296,6 +307,12 @@ fn title(cli: &Cli) -> String {
             "services: api, 2 routers, 2 email workers, receipts on PostgreSQL + Kafka + Redis"
         }
     };
+    if cli.topic {
+        return format!(
+            "Herald load test: {mode}\none notification to a topic of {} users (fan-out); {} warm-up notifications not counted",
+            cli.users, cli.warmup
+        );
+    }
     let via = match cli.via {
         Via::Rest => format!("POST /v1/notifications, {} in flight", cli.concurrency),
         Via::Kafka => format!("events on Kafka, {} in flight", cli.concurrency),

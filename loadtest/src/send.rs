@@ -167,6 +167,73 @@ pub async fn over_rest(
     Ok(sent)
 }
 
+/// Subscribes every user to `topic` (created first), 10,000 per request.
+pub async fn subscribe_all(
+    client: &reqwest::Client,
+    api: &str,
+    topic: &str,
+    users: &[UserId],
+) -> anyhow::Result<()> {
+    let answer = client
+        .put(format!("{api}/v1/topics/{topic}"))
+        .json(&json!({"description": "every load-test user"}))
+        .send()
+        .await
+        .context("creating the topic")?;
+    if !answer.status().is_success() {
+        bail!("creating the topic: {}", answer.status());
+    }
+    for chunk in users.chunks(10_000) {
+        let answer = client
+            .post(format!("{api}/v1/topics/{topic}/subscribers"))
+            .json(&json!({"add": chunk}))
+            .send()
+            .await
+            .context("subscribing users")?;
+        if !answer.status().is_success() {
+            let status = answer.status();
+            bail!(
+                "subscribing users: {status} {}",
+                answer.text().await.unwrap_or_default()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// One notification to `topic`: a delivery expected for every subscriber,
+/// all handed to Herald at the same instant.
+pub async fn to_topic(
+    client: &reqwest::Client,
+    api: &str,
+    topic: &str,
+    users: &[UserId],
+) -> anyhow::Result<Sent> {
+    let mut sent = Sent::new(users.len());
+    let body = json!({
+        "template": "welcome",
+        "recipients": [{"topic": topic}],
+        "channels": ["email"],
+        "params": {"name": "Reader", "app_name": "Herald load test"},
+    });
+    let at = Instant::now();
+    let answer = client
+        .post(format!("{api}/v1/notifications"))
+        .json(&body)
+        .send()
+        .await;
+    match accepted_id(answer).await {
+        Ok(id) => {
+            for user in users {
+                sent.expect(id, user, at);
+            }
+        }
+        Err(e) => sent.fail(e),
+    }
+    sent.finished = Instant::now();
+    Ok(sent)
+}
+
 /// The notification id of a `202`, or why there is none.
 async fn accepted_id(answer: reqwest::Result<reqwest::Response>) -> Result<NotificationId, String> {
     let answer = answer.map_err(|e| format!("request failed: {e}"))?;
