@@ -27,6 +27,7 @@ conformance!(
     cancelling_withdraws_what_waits_and_keeps_what_was_sent,
     topics_take_subscribers_in_bulk_and_page_through_them_in_order,
     a_transient_failure_leaves_the_delivery_waiting_on_a_retry_timer,
+    routers_deciding_at_once_never_both_take_the_last_cap_slot,
 );
 
 fn t0() -> DateTime<Utc> {
@@ -805,4 +806,61 @@ async fn a_transient_failure_leaves_the_delivery_waiting_on_a_retry_timer(store:
             .unwrap(),
         herald_store::Claim::Waiting { until: Some(until) }
     );
+}
+
+async fn routers_deciding_at_once_never_both_take_the_last_cap_slot(store: Store) {
+    // Eight "routers" decide a push for the same user at the same moment
+    // under a cap of one an hour: exactly one gets now, the others later.
+    let social = Category::parse("social").unwrap();
+    let cap = herald_domain::FrequencyCap {
+        channel: Channel::Push,
+        max: 1,
+        per: herald_domain::Span::parse("1h").unwrap(),
+    };
+    let mut events = Vec::new();
+    for i in 0..8 {
+        events.push(notification(&store, &format!("race-{i}")).await);
+    }
+    let tasks: Vec<_> = events
+        .into_iter()
+        .map(|e| {
+            let (store, social, cap) = (store.clone(), social.clone(), cap.clone());
+            tokio::spawn(async move {
+                let d = delivery(&e, "u1", DeliveryState::Queued);
+                let mut tx = store.begin_decisions().await.unwrap();
+                tx.lock_caps(&[&user("u1")]).await.unwrap();
+                let taken = tx
+                    .cap_taken(
+                        &user("u1"),
+                        &social,
+                        Channel::Push,
+                        d.id,
+                        t0() - Duration::hours(1),
+                    )
+                    .await
+                    .unwrap();
+                let slot = herald_domain::next_slot(&[&cap], &taken, t0());
+                tx.insert(
+                    &[Decided {
+                        delivery: d,
+                        timers: Vec::new(),
+                        cap_slot: Some((social, slot)),
+                    }],
+                    t0(),
+                )
+                .await
+                .unwrap();
+                tx.commit().await.unwrap();
+                slot
+            })
+        })
+        .collect();
+    let mut slots: Vec<DateTime<Utc>> = futures::future::join_all(tasks)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
+    slots.sort();
+    let expected: Vec<DateTime<Utc>> = (0..8).map(|h| t0() + Duration::hours(h)).collect();
+    assert_eq!(slots, expected, "one slot an hour, none shared");
 }
