@@ -15,6 +15,7 @@ crate::on_both_backends!(
     a_delivery_deferred_overnight_is_decided_again_in_the_morning,
     categories_and_effective_preferences_say_which_rule_decides,
     in_real_time_a_quiet_window_ending_a_minute_from_now_releases_the_message_then,
+    categories_declared_in_a_file_are_in_force_from_the_start,
 );
 
 use chrono::{DateTime, Duration, Utc};
@@ -599,4 +600,34 @@ async fn in_real_time_a_quiet_window_ending_a_minute_from_now_releases_the_messa
         "released {} late",
         released - end
     );
+}
+
+async fn categories_declared_in_a_file_are_in_force_from_the_start(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("categories.toml");
+    std::fs::write(
+        &file,
+        "[account]\nrequired = true\n\n[marketing]\ndefault_enabled = false\n\
+         caps = [{ channel = \"email\", max = 2, per = \"1d\" }]\n",
+    )
+    .unwrap();
+    let app = TestApp::spawn_with(Options {
+        extra: vec![("HERALD_CATEGORIES_FILE", file.display().to_string())],
+        clock: Some(at(EVENING)),
+        ..Options::on(backend)
+    })
+    .await;
+    let (status, marketing) = app
+        .request(reqwest::Method::GET, "/v1/admin/categories/marketing", None)
+        .await;
+    assert_eq!(status, 200, "{marketing}");
+    assert_eq!(marketing["default_enabled"], false);
+    assert_eq!(marketing["caps"][0]["per"], "1d");
+    // Ada turned e-mail off, but `account` is required.
+    app.put_user("ada", json!({"email": "ada@example.com"}))
+        .await;
+    put_preferences(&app, "ada", json!({"channels": {"email": false}})).await;
+    let id = app.send(welcome_to(&["ada"], &["email"])).await;
+    let d = delivery_in(&app, &id, "ada", "email", "sent").await;
+    assert_eq!(step(&d, "preferences")["reason"], "required_category");
 }
