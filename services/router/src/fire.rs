@@ -233,6 +233,10 @@ impl Judge {
         let Some(escalation) = notice.escalate else {
             return Ok(Escalated::Done);
         };
+        if notice.cancelled {
+            // Nothing more of a cancelled notification goes out.
+            return Ok(Escalated::Done);
+        }
         match record.state {
             DeliveryState::Read | DeliveryState::Cancelled => return Ok(Escalated::Done),
             DeliveryState::Queued | DeliveryState::Deferred | DeliveryState::Sending => {
