@@ -72,6 +72,8 @@ CREATE TABLE topic_subscribers (
 -- delivery (whose id is the digest's) when the window closes.
 CREATE TABLE digests (
     id         TEXT   PRIMARY KEY,
+    -- The delivery that carries the digest: what members' digest_id names.
+    carrier    TEXT   NOT NULL,
     user_id    TEXT   NOT NULL,
     channel    TEXT   NOT NULL,
     kind       TEXT   NOT NULL,
@@ -83,3 +85,4 @@ CREATE TABLE digests (
     created_at BIGINT NOT NULL
 );
 CREATE UNIQUE INDEX digests_one_open ON digests (user_id, channel, kind, digest_key) WHERE state = 'open';
+CREATE UNIQUE INDEX digests_by_carrier ON digests (carrier);

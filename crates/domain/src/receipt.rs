@@ -78,7 +78,9 @@ impl DeliveryState {
             Failed => &[Queued, Deferred, Sending],
             Delivered => &[Queued, Deferred, Sending, Sent],
             Bounced => &[Sending, Sent, Delivered],
-            Read => &[Sent, Delivered],
+            // The in-app worker writes the inbox just before it records
+            // `sent`: a read can come first.
+            Read => &[Sending, Sent, Delivered],
             Cancelled => &[Queued, Deferred],
         }
     }
@@ -146,6 +148,7 @@ mod tests {
             (Suppressed, Sent, false),
             (Bounced, Delivered, false),
             (Queued, Read, false),
+            (Sending, Read, true),
             (Sent, Queued, false),
             (Queued, Cancelled, true),
             (Deferred, Cancelled, true),

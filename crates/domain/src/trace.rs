@@ -65,6 +65,8 @@ pub enum Outcome {
     Escalated,
     Cancelled,
     Queued,
+    /// Could not be carried out (a template removed while it waited).
+    Failed,
 }
 
 /// One entry of a delivery's trace.

@@ -10,12 +10,14 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use herald_domain::{Category, Channel, DeliveryId, DeliveryState, UserId};
+use herald_domain::{Category, Channel, DeliveryId, DeliveryState, NotificationId, UserId};
 use sqlx::Row;
 
-use crate::deliveries::{encode_trace, insert_delivery};
+use crate::deliveries::{encode_trace, insert_delivery, move_members};
 use crate::timers::{schedule, NewTimer};
-use crate::{from_millis, millis, placeholders, DeliveryRecord, NewDelivery, Store, StoreError};
+use crate::{
+    from_millis, millis, placeholders, DeliveryRecord, Dialect, NewDelivery, Store, StoreError,
+};
 
 /// One decision to record.
 #[derive(Debug, Clone)]
@@ -24,24 +26,57 @@ pub struct Decided {
     /// The timers that act on it next (a release at the end of a deferral,
     /// an escalation check).
     pub timers: Vec<NewTimer>,
-    /// The cap slot it holds, under its category; `None` holds none.
-    pub cap_slot: Option<(Category, DateTime<Utc>)>,
+    /// What becomes of the cap slot it holds.
+    pub cap_slot: CapSlot,
+}
+
+/// A delivery's hold on a frequency cap.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CapSlot {
+    /// Leave it as it is (a retry keeps the slot its first attempt took).
+    Keep,
+    /// Hold this slot under this category.
+    Hold(Category, DateTime<Utc>),
+    /// Hold none.
+    Release,
 }
 
 /// An open transaction for decisions. Dropped without [`commit`](Self::commit), it rolls back.
 pub struct DecisionTx {
     pub(crate) tx: sqlx::Transaction<'static, sqlx::Any>,
+    dialect: Dialect,
 }
 
 impl Store {
     pub async fn begin_decisions(&self) -> Result<DecisionTx, StoreError> {
         Ok(DecisionTx {
             tx: self.db.write().begin().await?,
+            dialect: self.db.dialect(),
         })
     }
 }
 
 impl DecisionTx {
+    /// Whether the notification was cancelled, read so that a cancellation
+    /// cannot slip between this and the commit: on PostgreSQL the row is
+    /// share-locked against `DELETE /v1/notifications/{id}`'s update until
+    /// then (SQLite has one writer, which serialises the two anyway).
+    pub async fn is_cancelled(&mut self, notification: NotificationId) -> Result<bool, StoreError> {
+        let lock = match self.dialect {
+            Dialect::Postgres => "FOR SHARE",
+            Dialect::Sqlite => "",
+        };
+        let sql = format!("SELECT cancelled_at FROM notifications WHERE id = $1 {lock}");
+        let row = sqlx::query(&sql)
+            .bind(notification.to_string())
+            .fetch_optional(&mut *self.tx)
+            .await?;
+        Ok(match row {
+            Some(row) => row.try_get::<Option<i64>, _>("cancelled_at")?.is_some(),
+            None => false,
+        })
+    }
+
     /// Locks these users' cap counters until commit.
     pub async fn lock_caps(&mut self, users: &[&UserId]) -> Result<(), StoreError> {
         let mut sorted: Vec<&str> = users.iter().map(|u| u.as_str()).collect();
@@ -139,19 +174,22 @@ impl DecisionTx {
         Ok(new)
     }
 
-    /// Decides an existing delivery again, if it is still in `from` (a
-    /// timer fired for it). Returns whether it moved.
+    /// Decides again a delivery that waits on its own (in no digest), if it
+    /// still waits as the timer that fired saw it: `deferred` until
+    /// `waited_until`. Anything else (cancelled, released by another runner,
+    /// deferred since for another reason) leaves it alone. Returns whether
+    /// it moved.
     pub async fn redecide(
         &mut self,
         decided: &Decided,
-        from: DeliveryState,
+        waited_until: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         let d = &decided.delivery;
         let moved = sqlx::query(
             "UPDATE deliveries SET state = $2, not_before = $3, last_error = COALESCE($4, last_error), \
-               trace = trace || $5, digest_id = COALESCE($6, digest_id), updated_at = $7 \
-             WHERE id = $1 AND state = $8",
+               trace = trace || $5, digest_id = $6, updated_at = $7 \
+             WHERE id = $1 AND state = 'deferred' AND digest_id IS NULL AND not_before = $8",
         )
         .bind(d.id.to_string())
         .bind(d.state.as_str())
@@ -160,17 +198,11 @@ impl DecisionTx {
         .bind(encode_trace(&d.trace)?)
         .bind(d.digest_id.map(|id| id.to_string()))
         .bind(millis(now))
-        .bind(from.as_str())
+        .bind(millis(waited_until))
         .execute(&mut *self.tx)
         .await?;
         if moved.rows_affected() == 0 {
             return Ok(false);
-        }
-        if decided.cap_slot.is_none() {
-            sqlx::query("DELETE FROM cap_slots WHERE delivery_id = $1")
-                .bind(d.id.to_string())
-                .execute(&mut *self.tx)
-                .await?;
         }
         self.side_effects(decided, now).await?;
         Ok(true)
@@ -190,19 +222,31 @@ impl DecisionTx {
         for timer in &decided.timers {
             schedule(&mut self.tx, timer, now).await?;
         }
-        if let Some((category, at)) = &decided.cap_slot {
-            sqlx::query(
-                "INSERT INTO cap_slots (delivery_id, user_id, category, channel, at) \
-                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (delivery_id) DO UPDATE SET at = excluded.at",
-            )
-            .bind(d.id.to_string())
-            .bind(d.user_id.as_str())
-            .bind(category.as_str())
-            .bind(d.channel.as_str())
-            .bind(millis(*at))
-            .execute(&mut *self.tx)
-            .await?;
+        match &decided.cap_slot {
+            CapSlot::Keep => {}
+            CapSlot::Hold(category, at) => {
+                sqlx::query(
+                    "INSERT INTO cap_slots (delivery_id, user_id, category, channel, at) \
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (delivery_id) DO UPDATE SET at = excluded.at",
+                )
+                .bind(d.id.to_string())
+                .bind(d.user_id.as_str())
+                .bind(category.as_str())
+                .bind(d.channel.as_str())
+                .bind(millis(*at))
+                .execute(&mut *self.tx)
+                .await?;
+            }
+            CapSlot::Release => {
+                sqlx::query("DELETE FROM cap_slots WHERE delivery_id = $1")
+                    .bind(d.id.to_string())
+                    .execute(&mut *self.tx)
+                    .await?;
+            }
         }
+        // A digest's carrier decided now (suppressed, cancelled) takes its
+        // members along in the same transaction.
+        move_members(&mut self.tx, d.id, d.state, now).await?;
         Ok(())
     }
 

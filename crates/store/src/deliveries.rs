@@ -267,6 +267,7 @@ impl Store {
         error: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
+        let mut tx = self.db.write().begin().await?;
         let done = sqlx::query(
             "UPDATE deliveries SET state = $3, provider_message_id = $4, last_error = $5, \
                lease_token = NULL, lease_until = 0, updated_at = $6 \
@@ -278,9 +279,14 @@ impl Store {
         .bind(provider_message_id)
         .bind(error)
         .bind(millis(now))
-        .execute(self.db.write())
+        .execute(&mut *tx)
         .await?;
-        Ok(done.rows_affected() == 1)
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        move_members(&mut tx, id, state, now).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// Records a receipt and moves its delivery forward if the receipt allows
@@ -321,7 +327,7 @@ impl Store {
             .await?
             .rows_affected()
             == 1;
-        if moved && receipt.state == DeliveryState::Read {
+        if receipt.state == DeliveryState::Read {
             // Read (or opened): an escalation waiting on it is not needed.
             let escalation =
                 timers::timer_id(TimerKind::Escalate, &receipt.delivery_id.to_string());
@@ -340,17 +346,7 @@ impl Store {
             }
         }
         // A digest's members follow the delivery that carries them.
-        let members = format!(
-            "UPDATE deliveries SET state = $2, updated_at = $3 \
-             WHERE digest_id = $1 AND state IN ({})",
-            state_list(receipt.state.reachable_from())
-        );
-        sqlx::query(&members)
-            .bind(receipt.delivery_id.to_string())
-            .bind(receipt.state.as_str())
-            .bind(millis(now))
-            .execute(&mut *tx)
-            .await?;
+        move_members(&mut tx, receipt.delivery_id, receipt.state, now).await?;
         tx.commit().await?;
         Ok(moved)
     }
@@ -406,6 +402,33 @@ impl Store {
             })
             .collect()
     }
+}
+
+/// Moves the members of a digest along with the delivery that carries it
+/// (a no-op for a delivery that carries none), as far as the state rules
+/// allow. Called in the transaction that moves the carrier, so members never
+/// wait on a receipt that a crash kept back.
+pub(crate) async fn move_members(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    carrier: DeliveryId,
+    state: DeliveryState,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    if state.reachable_from().is_empty() {
+        return Ok(());
+    }
+    let sql = format!(
+        "UPDATE deliveries SET state = $2, updated_at = $3 \
+         WHERE digest_id = $1 AND state IN ({})",
+        state_list(state.reachable_from())
+    );
+    sqlx::query(&sql)
+        .bind(carrier.to_string())
+        .bind(state.as_str())
+        .bind(millis(now))
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
 
 /// Inserts deliveries that do not exist yet, inside `tx`.

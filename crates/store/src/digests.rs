@@ -125,9 +125,9 @@ impl DecisionTx {
             }
             let id = DeliveryId::for_digest(user, channel, key, millis(now));
             let opened = sqlx::query(
-                "INSERT INTO digests (id, user_id, channel, kind, digest_key, template, state, members, \
-                   closes_at, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, 'open', 1, $7, $8) \
+                "INSERT INTO digests (id, carrier, user_id, channel, kind, digest_key, template, state, \
+                   members, closes_at, created_at) \
+                 VALUES ($1, $9, $2, $3, $4, $5, $6, 'open', 1, $7, $8) \
                  ON CONFLICT (user_id, channel, kind, digest_key) WHERE state = 'open' DO NOTHING",
             )
             .bind(id.to_string())
@@ -138,6 +138,7 @@ impl DecisionTx {
             .bind(template.as_str())
             .bind(millis(closes_at))
             .bind(millis(now))
+            .bind(digest_carrier(id, user, channel).to_string())
             .execute(&mut *self.tx)
             .await?;
             if opened.rows_affected() == 1 {

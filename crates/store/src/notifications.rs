@@ -187,12 +187,24 @@ impl Store {
         if found.rows_affected() == 0 {
             return Ok(Cancelled::NotFound);
         }
+        // Lock the open digests its deliveries wait in: a digest closing
+        // at this moment either takes them before this (and they go out) or
+        // after (and they are cancelled), never both.
+        sqlx::query(
+            "UPDATE digests SET members = members WHERE state = 'open' AND carrier IN \
+               (SELECT digest_id FROM deliveries WHERE notification_id = $1 \
+                AND digest_id IS NOT NULL AND state = 'deferred')",
+        )
+        .bind(id.to_string())
+        .execute(&mut *tx)
+        .await?;
         let step = TraceStep::new(Rule::Cancellation, Outcome::Cancelled, now);
         let rows = sqlx::query(
             "UPDATE deliveries SET state = 'cancelled', not_before = NULL, trace = trace || $2, \
                updated_at = $3 \
              WHERE notification_id = $1 AND state IN ('queued', 'deferred') \
-               AND (digest_id IS NULL OR digest_id IN (SELECT id FROM digests WHERE state = 'open')) \
+               AND (digest_id IS NULL OR EXISTS (SELECT 1 FROM digests g \
+                    WHERE g.carrier = deliveries.digest_id AND g.state = 'open')) \
              RETURNING id, user_id, channel",
         )
         .bind(id.to_string())

@@ -319,3 +319,52 @@ impl Store {
         Ok(row.try_get("n")?)
     }
 }
+
+impl Store {
+    /// Ends what a timer that can never fire was holding (its template was
+    /// removed, its payload is unreadable): a waiting delivery, or a
+    /// digest's waiting members, becomes `failed` with the reason, rather
+    /// than waiting forever. Other kinds hold nothing.
+    pub async fn fail_waiting(
+        &self,
+        kind: TimerKind,
+        subject: &str,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let step = herald_domain::TraceStep::new(
+            herald_domain::Rule::Queue,
+            herald_domain::Outcome::Failed,
+            now,
+        )
+        .because(reason.chars().take(300).collect::<String>());
+        let trace = crate::deliveries::encode_trace(std::slice::from_ref(&step))?;
+        let (filter, key) = match kind {
+            TimerKind::Release | TimerKind::Retry => ("id = $1", subject.to_owned()),
+            TimerKind::DigestClose => {
+                let carrier: Option<String> =
+                    sqlx::query_scalar("SELECT carrier FROM digests WHERE id = $1")
+                        .bind(subject)
+                        .fetch_optional(self.db.read())
+                        .await?;
+                let Some(carrier) = carrier else {
+                    return Ok(0);
+                };
+                ("digest_id = $1", carrier)
+            }
+            TimerKind::Escalate | TimerKind::Expand => return Ok(0),
+        };
+        let sql = format!(
+            "UPDATE deliveries SET state = 'failed', last_error = $2, not_before = NULL, \
+               trace = trace || $3, updated_at = $4 WHERE {filter} AND state = 'deferred'"
+        );
+        let done = sqlx::query(&sql)
+            .bind(key)
+            .bind(reason)
+            .bind(trace)
+            .bind(millis(now))
+            .execute(self.db.write())
+            .await?;
+        Ok(done.rows_affected())
+    }
+}

@@ -9,8 +9,8 @@ use herald_domain::{
     SCHEMA_VERSION,
 };
 use herald_store::{
-    conformance, digest_carrier, Cancelled, CreateNotification, Decided, DigestKind, NewDelivery,
-    NewTimer, OutboxMessage, Store, TimerKind, UserProfile,
+    conformance, digest_carrier, Cancelled, CapSlot, CreateNotification, Decided, DigestKind,
+    NewDelivery, NewTimer, OutboxMessage, Store, TimerKind, UserProfile,
 };
 
 conformance!(
@@ -28,6 +28,12 @@ conformance!(
     topics_take_subscribers_in_bulk_and_page_through_them_in_order,
     a_transient_failure_leaves_the_delivery_waiting_on_a_retry_timer,
     routers_deciding_at_once_never_both_take_the_last_cap_slot,
+    cancelling_withdraws_a_member_of_an_open_digest_but_not_of_a_closed_one,
+    a_carrier_decided_at_once_takes_its_members_along_in_the_same_transaction,
+    a_decision_sees_a_cancellation_committed_before_it,
+    a_retry_keeps_the_cap_slot_its_first_attempt_took,
+    a_read_while_the_inbox_write_is_being_recorded_still_cancels_the_escalation,
+    what_a_timer_that_can_never_fire_held_fails_instead_of_waiting_forever,
 );
 
 fn t0() -> DateTime<Utc> {
@@ -71,7 +77,7 @@ fn decided(delivery: NewDelivery) -> Decided {
     Decided {
         delivery,
         timers: Vec::new(),
-        cap_slot: None,
+        cap_slot: CapSlot::Release,
     }
 }
 
@@ -269,7 +275,7 @@ async fn new_deliveries_are_recorded_with_their_timers_and_slots_and_existing_on
     let first = Decided {
         delivery: deferred.clone(),
         timers: vec![timer.clone()],
-        cap_slot: Some((social.clone(), t0() + Duration::hours(7))),
+        cap_slot: CapSlot::Hold(social.clone(), t0() + Duration::hours(7)),
     };
     let mut tx = store.begin_decisions().await.unwrap();
     assert_eq!(
@@ -330,7 +336,7 @@ async fn a_deferred_delivery_is_decided_again_only_while_it_waits(store: Store) 
     released.trace = vec![TraceStep::new(Rule::Queue, Outcome::Queued, t0())];
     let mut tx = store.begin_decisions().await.unwrap();
     assert!(tx
-        .redecide(&decided(released.clone()), DeliveryState::Deferred, t0())
+        .redecide(&decided(released.clone()), t0(), t0())
         .await
         .unwrap());
     tx.commit().await.unwrap();
@@ -348,11 +354,29 @@ async fn a_deferred_delivery_is_decided_again_only_while_it_waits(store: Store) 
 
     let mut tx = store.begin_decisions().await.unwrap();
     assert!(
-        !tx.redecide(&decided(released), DeliveryState::Deferred, t0())
+        !tx.redecide(&decided(released.clone()), t0(), t0())
             .await
             .unwrap(),
         "not waiting any more"
     );
+    drop(tx);
+    // Deferred again, until later: a timer that saw the earlier wait is stale.
+    let mut again = d.clone();
+    again.id = DeliveryId::derive(e.notification_id(), &user("u9"), Channel::Push);
+    again.user_id = user("u9");
+    again.not_before = Some(t0() + Duration::hours(1));
+    let mut tx = store.begin_decisions().await.unwrap();
+    tx.insert(&[decided(again.clone())], t0()).await.unwrap();
+    let mut stale = again.clone();
+    stale.state = DeliveryState::Queued;
+    assert!(!tx
+        .redecide(&decided(stale.clone()), t0(), t0())
+        .await
+        .unwrap());
+    assert!(tx
+        .redecide(&decided(stale), t0() + Duration::hours(1), t0())
+        .await
+        .unwrap());
 }
 
 async fn cap_slots_are_read_without_the_deliverys_own_and_old_ones_forgotten(store: Store) {
@@ -368,7 +392,7 @@ async fn cap_slots_are_read_without_the_deliverys_own_and_old_ones_forgotten(sto
             &[Decided {
                 delivery: d,
                 timers: Vec::new(),
-                cap_slot: Some((social.clone(), t0() + Duration::minutes(minutes))),
+                cap_slot: CapSlot::Hold(social.clone(), t0() + Duration::minutes(minutes)),
             }],
             t0(),
         )
@@ -551,7 +575,7 @@ async fn receipts_of_a_digest_carry_its_members_along_and_a_read_cancels_an_esca
                     carrier.id.to_string(),
                     t0(),
                 )],
-                cap_slot: None,
+                cap_slot: CapSlot::Release,
             },
         ],
         t0(),
@@ -624,10 +648,10 @@ async fn cancelling_withdraws_what_waits_and_keeps_what_was_sent(store: Store) {
                     waiting.id.to_string(),
                     t0() + Duration::hours(1),
                 )],
-                cap_slot: Some((
+                cap_slot: CapSlot::Hold(
                     Category::parse("social").unwrap(),
                     t0() + Duration::hours(1),
-                )),
+                ),
             },
             decided(queued.clone()),
             decided(sent.clone()),
@@ -844,7 +868,7 @@ async fn routers_deciding_at_once_never_both_take_the_last_cap_slot(store: Store
                     &[Decided {
                         delivery: d,
                         timers: Vec::new(),
-                        cap_slot: Some((social, slot)),
+                        cap_slot: CapSlot::Hold(social, slot),
                     }],
                     t0(),
                 )
@@ -863,4 +887,235 @@ async fn routers_deciding_at_once_never_both_take_the_last_cap_slot(store: Store
     slots.sort();
     let expected: Vec<DateTime<Utc>> = (0..8).map(|h| t0() + Duration::hours(h)).collect();
     assert_eq!(slots, expected, "one slot an hour, none shared");
+}
+
+/// A member of a digest (`u1`'s push delivery of `event`), waiting in it.
+async fn member_of_digest(
+    store: &Store,
+    event: &NotificationEvent,
+    closes: DateTime<Utc>,
+) -> (DeliveryId, NewDelivery) {
+    let template = TemplateName::parse("new_comment").unwrap();
+    let mut tx = store.begin_decisions().await.unwrap();
+    let joined = tx
+        .join_digest(
+            &user("u1"),
+            Channel::Push,
+            DigestKind::Group,
+            "k",
+            &template,
+            closes,
+            t0(),
+        )
+        .await
+        .unwrap();
+    let mut d = delivery(event, "u1", DeliveryState::Deferred);
+    d.digest_id = Some(joined.carrier);
+    d.not_before = Some(closes);
+    tx.insert(&[decided(d.clone())], t0()).await.unwrap();
+    tx.commit().await.unwrap();
+    (joined.id, d)
+}
+
+async fn cancelling_withdraws_a_member_of_an_open_digest_but_not_of_a_closed_one(store: Store) {
+    let open = notification(&store, "open").await;
+    let closing = notification(&store, "closing").await;
+    let closes = t0() + Duration::minutes(10);
+    let (digest, waiting) = member_of_digest(&store, &open, closes).await;
+    let (same_digest, carried) = member_of_digest(&store, &closing, closes).await;
+    assert_eq!(digest, same_digest);
+    let cancelled = store
+        .cancel_notification(open.notification_id(), t0())
+        .await
+        .unwrap();
+    assert_eq!(cancelled, Cancelled::Withdrawn(vec![waiting.id]));
+    let closed = store.close_digest(digest, closes).await.unwrap().unwrap();
+    assert_eq!(
+        closed
+            .members
+            .iter()
+            .map(|m| m.delivery_id)
+            .collect::<Vec<_>>(),
+        vec![carried.id],
+        "the cancelled member is not carried"
+    );
+    // Once the window closed, the digest is on its way: nothing to withdraw.
+    let cancelled = store
+        .cancel_notification(closing.notification_id(), closes)
+        .await
+        .unwrap();
+    assert_eq!(cancelled, Cancelled::Withdrawn(Vec::new()));
+    assert_eq!(state_of(&store, carried.id).await, DeliveryState::Deferred);
+}
+
+async fn a_carrier_decided_at_once_takes_its_members_along_in_the_same_transaction(store: Store) {
+    let e = notification(&store, "n1").await;
+    let closes = t0() + Duration::minutes(10);
+    let (digest, member) = member_of_digest(&store, &e, closes).await;
+    let closed = store.close_digest(digest, closes).await.unwrap().unwrap();
+    // The user lost their last device meanwhile: the carrier is suppressed.
+    let carrier_event = notification(&store, "carrier").await;
+    let mut carrier = NewDelivery::new(
+        closed.carrier,
+        carrier_event.notification_id(),
+        user("u1"),
+        Channel::Push,
+        DeliveryState::Suppressed,
+    );
+    carrier.reason = Some("no_push_device".into());
+    let mut tx = store.begin_decisions().await.unwrap();
+    tx.insert(&[decided(carrier)], closes).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(state_of(&store, member.id).await, DeliveryState::Suppressed);
+}
+
+async fn a_decision_sees_a_cancellation_committed_before_it(store: Store) {
+    let e = notification(&store, "n1").await;
+    let mut tx = store.begin_decisions().await.unwrap();
+    assert!(!tx.is_cancelled(e.notification_id()).await.unwrap());
+    assert!(!tx.is_cancelled(NotificationId::new()).await.unwrap());
+    tx.commit().await.unwrap();
+    store
+        .cancel_notification(e.notification_id(), t0())
+        .await
+        .unwrap();
+    let mut tx = store.begin_decisions().await.unwrap();
+    assert!(tx.is_cancelled(e.notification_id()).await.unwrap());
+}
+
+async fn a_retry_keeps_the_cap_slot_its_first_attempt_took(store: Store) {
+    let e = notification(&store, "n1").await;
+    let social = Category::parse("social").unwrap();
+    let mut d = delivery(&e, "u1", DeliveryState::Deferred);
+    d.not_before = Some(t0());
+    let mut tx = store.begin_decisions().await.unwrap();
+    tx.insert(
+        &[Decided {
+            delivery: d.clone(),
+            timers: Vec::new(),
+            cap_slot: CapSlot::Hold(social.clone(), t0()),
+        }],
+        t0(),
+    )
+    .await
+    .unwrap();
+    let mut requeued = d.clone();
+    requeued.state = DeliveryState::Queued;
+    let moved = tx
+        .redecide(
+            &Decided {
+                delivery: requeued,
+                timers: Vec::new(),
+                cap_slot: CapSlot::Keep,
+            },
+            t0(),
+            t0(),
+        )
+        .await
+        .unwrap();
+    assert!(moved);
+    let other = DeliveryId::derive(NotificationId::new(), &user("u1"), Channel::Push);
+    let taken = tx
+        .cap_taken(
+            &user("u1"),
+            &social,
+            Channel::Push,
+            other,
+            t0() - Duration::hours(1),
+        )
+        .await
+        .unwrap();
+    assert_eq!(taken, vec![t0()], "still counted against the cap");
+}
+
+async fn a_read_while_the_inbox_write_is_being_recorded_still_cancels_the_escalation(store: Store) {
+    let e = notification(&store, "n1").await;
+    let mut d = delivery(&e, "u1", DeliveryState::Queued);
+    d.channel = Channel::InApp;
+    d.id = DeliveryId::derive(e.notification_id(), &user("u1"), Channel::InApp);
+    let mut tx = store.begin_decisions().await.unwrap();
+    tx.insert(
+        &[Decided {
+            delivery: d.clone(),
+            timers: vec![NewTimer::new(
+                TimerKind::Escalate,
+                d.id.to_string(),
+                t0() + Duration::minutes(15),
+            )],
+            cap_slot: CapSlot::Release,
+        }],
+        t0(),
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    store
+        .claim_delivery(d.id, "w", t0(), t0() + Duration::minutes(1))
+        .await
+        .unwrap();
+    // The inbox item is written, the user reads it, the worker has not yet
+    // recorded `sent`.
+    let read = Receipt {
+        schema_version: SCHEMA_VERSION,
+        delivery_id: d.id,
+        notification_id: e.notification_id(),
+        user_id: user("u1"),
+        channel: Channel::InApp,
+        state: DeliveryState::Read,
+        reason: None,
+        provider_message_id: None,
+        at: t0(),
+    };
+    assert!(store.apply_receipt(&read, t0()).await.unwrap());
+    assert_eq!(state_of(&store, d.id).await, DeliveryState::Read);
+    assert!(store
+        .get_timer(TimerKind::Escalate, &d.id.to_string())
+        .await
+        .unwrap()
+        .is_none());
+    // The worker's late `sent` finds its claim gone and changes nothing.
+    assert!(!store
+        .finish_delivery(d.id, "w", DeliveryState::Sent, Some("inbox"), None, t0())
+        .await
+        .unwrap());
+    assert_eq!(state_of(&store, d.id).await, DeliveryState::Read);
+}
+
+async fn what_a_timer_that_can_never_fire_held_fails_instead_of_waiting_forever(store: Store) {
+    let e = notification(&store, "n1").await;
+    let mut waiting = delivery(&e, "u2", DeliveryState::Deferred);
+    waiting.not_before = Some(t0());
+    store
+        .insert_deliveries(std::slice::from_ref(&waiting), t0())
+        .await
+        .unwrap();
+    let failed = store
+        .fail_waiting(
+            TimerKind::Release,
+            &waiting.id.to_string(),
+            "unknown template gone",
+            t0(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(failed, 1);
+    let record = store.get_delivery(waiting.id).await.unwrap().unwrap();
+    assert_eq!(record.state, DeliveryState::Failed);
+    assert_eq!(record.last_error.as_deref(), Some("unknown template gone"));
+    // A digest's waiting members fail with it.
+    let closes = t0() + Duration::minutes(10);
+    let (digest, member) = member_of_digest(&store, &e, closes).await;
+    let failed = store
+        .fail_waiting(TimerKind::DigestClose, &digest.to_string(), "gone", t0())
+        .await
+        .unwrap();
+    assert_eq!(failed, 1);
+    assert_eq!(state_of(&store, member.id).await, DeliveryState::Failed);
+    assert_eq!(
+        store
+            .fail_waiting(TimerKind::Expand, "x", "gone", t0())
+            .await
+            .unwrap(),
+        0
+    );
 }

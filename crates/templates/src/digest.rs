@@ -25,9 +25,24 @@ impl TemplateStore {
         locale: Option<&Locale>,
         items: &[Map<String, Value>],
     ) -> Result<Rendered, TemplateError> {
+        self.render_digest_of(name, channel, locale, items, items.len())
+    }
+
+    /// [`render_digest`](Self::render_digest) for a digest that stands for
+    /// `count` notifications of which only `items` are given (a large digest
+    /// carries a sample: its first and last ones). `count` and `others` say
+    /// the whole number; `count` below `items.len()` is raised to it.
+    pub fn render_digest_of(
+        &self,
+        name: &TemplateName,
+        channel: Channel,
+        locale: Option<&Locale>,
+        items: &[Map<String, Value>],
+        count: usize,
+    ) -> Result<Rendered, TemplateError> {
         let template = self.template(name)?;
         offers(template, channel)?;
-        let context = digest_context(template, items)?;
+        let context = digest_context(template, items, count)?;
         self.render_variant(template, Variant::Digest, channel, locale, &context)
     }
 
@@ -50,7 +65,7 @@ impl TemplateStore {
         for &channel in channels {
             offers(template, channel)?;
         }
-        let context = digest_context(template, items)?;
+        let context = digest_context(template, items, items.len())?;
         self.check_variant(template, Variant::Digest, channels, &context)
     }
 }
@@ -58,6 +73,7 @@ impl TemplateStore {
 fn digest_context(
     template: &Template,
     items: &[Map<String, Value>],
+    count: usize,
 ) -> Result<Context, TemplateError> {
     let named = || template.info.name.to_string();
     if !template.info.digestible {
@@ -67,14 +83,15 @@ fn digest_context(
     let (Some(first), Some(last)) = (items.first(), items.last()) else {
         return Err(TemplateError::EmptyDigest { template: named() });
     };
+    let count = count.max(items.len());
     let mut context = Map::new();
-    context.insert("count".to_owned(), Value::from(items.len()));
+    context.insert("count".to_owned(), Value::from(count));
     context.insert(
         "items".to_owned(),
         Value::Array(items.iter().cloned().map(Value::Object).collect()),
     );
     context.insert("first".to_owned(), Value::Object(first.clone()));
     context.insert("last".to_owned(), Value::Object(last.clone()));
-    context.insert("others".to_owned(), Value::from(items.len() - 1));
+    context.insert("others".to_owned(), Value::from(count - 1));
     Ok(Context::from(Value::Object(context)))
 }

@@ -25,6 +25,9 @@ pub(crate) struct ExpandCursor {
     pub topic: TopicName,
     /// The last subscriber routed; `None` before the first page.
     pub after: Option<UserId>,
+    /// Every subscriber was routed: the timer stays only as a tombstone.
+    #[serde(default)]
+    pub done: bool,
 }
 
 impl ExpandCursor {
@@ -33,6 +36,7 @@ impl ExpandCursor {
             notification,
             topic,
             after: None,
+            done: false,
         }
     }
 
@@ -46,9 +50,11 @@ impl ExpandCursor {
     }
 }
 
-/// What one firing did: the cursor to save, or `None` when the topic is done.
+/// What one firing did: the cursor to save, or `None` when the topic is
+/// done (then `done` is the finished cursor).
 pub(crate) struct Expanded {
     pub next: Option<ExpandCursor>,
+    pub done: ExpandCursor,
     pub routed: Routed,
 }
 
@@ -60,19 +66,24 @@ pub(crate) async fn expand_page(
 ) -> Result<Expanded, RouteError> {
     let cursor: ExpandCursor = serde_json::from_str(&timer.payload)
         .map_err(|e| RouteError::Poison(format!("bad expansion cursor: {e}")))?;
+    let finished = |cursor: &ExpandCursor| Expanded {
+        next: None,
+        done: ExpandCursor {
+            done: true,
+            ..cursor.clone()
+        },
+        routed: Routed::default(),
+    };
+    if cursor.done {
+        return Ok(finished(&cursor));
+    }
     let Some(notice) = Notice::load(&judge.store, &judge.templates, cursor.notification).await?
     else {
-        return Ok(Expanded {
-            next: None,
-            routed: Routed::default(),
-        });
+        return Ok(finished(&cursor));
     };
     if notice.cancelled {
         // Nobody further down the list is told.
-        return Ok(Expanded {
-            next: None,
-            routed: Routed::default(),
-        });
+        return Ok(finished(&cursor));
     }
     let page = judge
         .store
@@ -81,7 +92,11 @@ pub(crate) async fn expand_page(
     let routed = route_page_by_page(judge, &notice, &page, now).await?;
     let next = (page.len() == PAGE).then(|| ExpandCursor {
         after: page.last().cloned(),
-        ..cursor
+        ..cursor.clone()
     });
-    Ok(Expanded { next, routed })
+    Ok(Expanded {
+        next,
+        routed,
+        ..finished(&cursor)
+    })
 }

@@ -11,7 +11,7 @@ use herald_domain::{
     DeliveryId, DeliveryState, NotificationEvent, NotificationRequest, Outcome, Recipient, Rule,
     TraceStep,
 };
-use herald_store::{Decided, NewDelivery, Source};
+use herald_store::{CapSlot, Decided, NewDelivery, Source};
 use serde_json::{Map, Value};
 
 use crate::judge::{lock_capped, Candidate, Judge, Routed};
@@ -34,16 +34,16 @@ impl Judge {
         else {
             return Ok(Routed::default());
         };
-        match record.state {
-            DeliveryState::Deferred if record.digest_id.is_none() => {}
-            DeliveryState::Queued => {
+        let waited_until = match (record.state, record.not_before) {
+            (DeliveryState::Deferred, Some(until)) if record.digest_id.is_none() => until,
+            (DeliveryState::Queued, _) => {
                 // Released before, and the runner died before publishing.
                 let job = self.job(&notice, id, &record.user_id, record.channel)?;
                 self.publish(&[job]).await?;
                 return Ok(Routed::default());
             }
             _ => return Ok(Routed::default()),
-        }
+        };
         let profiles = self.profiles(std::slice::from_ref(&record.user_id)).await?;
         let candidate = Candidate {
             id,
@@ -54,25 +54,26 @@ impl Judge {
             preface: Vec::new(),
         };
         let mut tx = self.store.begin_decisions().await?;
-        lock_capped(
-            &mut tx,
-            &notice,
-            std::iter::once((&record.user_id, record.channel)),
-        )
-        .await?;
+        let cancelled = notice.cancelled || tx.is_cancelled(notice.id).await?;
+        if !cancelled {
+            lock_capped(
+                &mut tx,
+                &notice,
+                std::iter::once((&record.user_id, record.channel)),
+            )
+            .await?;
+        }
         let judged = self
             .judge(
                 &mut tx,
                 &notice,
                 &candidate,
                 profiles.get(&record.user_id),
+                cancelled,
                 now,
             )
             .await?;
-        if !tx
-            .redecide(&judged.record, DeliveryState::Deferred, now)
-            .await?
-        {
+        if !tx.redecide(&judged.record, waited_until, now).await? {
             // Decided meanwhile (cancelled, or by another runner).
             return Ok(Routed::default());
         }
@@ -94,18 +95,17 @@ impl Judge {
         let Some(record) = self.store.get_delivery(id).await? else {
             return Ok(());
         };
-        if !matches!(
-            record.state,
-            DeliveryState::Deferred | DeliveryState::Queued
-        ) {
-            return Ok(());
-        }
+        let waited_until = match (record.state, record.not_before) {
+            (DeliveryState::Deferred, Some(until)) if record.digest_id.is_none() => Some(until),
+            (DeliveryState::Queued, _) => None,
+            _ => return Ok(()),
+        };
         let Some(notice) =
             Notice::load(&self.store, &self.templates, record.notification_id).await?
         else {
             return Ok(());
         };
-        if record.state == DeliveryState::Deferred {
+        if let Some(waited_until) = waited_until {
             let mut delivery = NewDelivery::new(
                 id,
                 record.notification_id,
@@ -120,9 +120,10 @@ impl Judge {
                     &Decided {
                         delivery,
                         timers: Vec::new(),
-                        cap_slot: None,
+                        // The slot its first attempt took stays taken.
+                        cap_slot: CapSlot::Keep,
                     },
-                    DeliveryState::Deferred,
+                    waited_until,
                     now,
                 )
                 .await?;
@@ -150,10 +151,14 @@ impl Judge {
             return Ok(Routed::default());
         };
         let first = &first.event.request;
-        let items: Vec<Value> = closed
+        let all: Vec<&Map<String, Value>> = closed
             .members
             .iter()
-            .map(|m| Value::Object(m.event.request.params.clone()))
+            .map(|m| &m.event.request.params)
+            .collect();
+        let items: Vec<Value> = sample(&all)
+            .into_iter()
+            .map(|p| Value::Object(p.clone()))
             .collect();
         let priority = closed
             .members
@@ -167,6 +172,7 @@ impl Judge {
             .unwrap_or_else(|| first.template.clone());
         let mut params = Map::new();
         params.insert("items".into(), Value::Array(items));
+        params.insert("count".into(), Value::from(closed.members.len()));
         let event = NotificationEvent {
             // The digest's id, so its notification id is the digest's own.
             event_id: herald_domain::NotificationId::for_digest(closed.id).to_string(),
@@ -271,9 +277,71 @@ impl Judge {
     }
 }
 
+/// The most items a digest carries, and the most bytes of their params:
+/// a digest of thousands still fits in one bus record.
+const DIGEST_ITEMS: usize = 100;
+const DIGEST_BYTES: usize = 256 * 1024;
+
+/// The items a digest carries: all of them when they fit, else the first
+/// ones and the last (so `first` and `last` stay true); `count` says how
+/// many there were.
+fn sample<'a>(all: &[&'a Map<String, Value>]) -> Vec<&'a Map<String, Value>> {
+    let size = |p: &Map<String, Value>| serde_json::to_string(p).map_or(0, |s| s.len());
+    let Some((last, rest)) = all.split_last() else {
+        return Vec::new();
+    };
+    let mut budget = DIGEST_BYTES.saturating_sub(size(last));
+    let mut kept: Vec<&Map<String, Value>> = Vec::new();
+    for item in rest.iter().take(DIGEST_ITEMS - 1) {
+        let bytes = size(item);
+        if bytes > budget {
+            break;
+        }
+        budget -= bytes;
+        kept.push(item);
+    }
+    kept.push(last);
+    kept
+}
+
 /// What an escalation check came to.
 pub(crate) enum Escalated {
     Done,
     /// The first channel has not gone out yet: look again then.
     Later(DateTime<Utc>),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(i: usize, padding: usize) -> Map<String, Value> {
+        let mut m = Map::new();
+        m.insert("i".into(), Value::from(i));
+        m.insert("pad".into(), Value::from("x".repeat(padding)));
+        m
+    }
+
+    #[test]
+    fn a_digest_carries_every_item_that_fits_and_always_the_first_and_last() {
+        let ids = |kept: Vec<&Map<String, Value>>| -> Vec<u64> {
+            kept.iter().map(|m| m["i"].as_u64().unwrap()).collect()
+        };
+        let few: Vec<Map<String, Value>> = (0..5).map(|i| item(i, 10)).collect();
+        let refs: Vec<&Map<String, Value>> = few.iter().collect();
+        assert_eq!(ids(sample(&refs)), vec![0, 1, 2, 3, 4]);
+        let many: Vec<Map<String, Value>> = (0..1000).map(|i| item(i, 10)).collect();
+        let refs: Vec<&Map<String, Value>> = many.iter().collect();
+        let kept = ids(sample(&refs));
+        assert_eq!(kept.len(), DIGEST_ITEMS);
+        assert_eq!((kept[0], kept[98], kept[99]), (0, 98, 999));
+        let big: Vec<Map<String, Value>> = (0..10).map(|i| item(i, 100_000)).collect();
+        let refs: Vec<&Map<String, Value>> = big.iter().collect();
+        assert_eq!(
+            ids(sample(&refs)),
+            vec![0, 9],
+            "two of 100 KB each fit in 256 KB"
+        );
+        assert!(sample(&[]).is_empty());
+    }
 }

@@ -18,7 +18,7 @@ use herald_domain::{
     Receipt, RecipientProfile, Rule, Situation, TraceStep, UserId, Verdict, SCHEMA_VERSION,
 };
 use herald_store::{
-    Decided, DecisionTx, DigestKind, NewDelivery, NewTimer, Store, TimerKind, UserRecord,
+    CapSlot, Decided, DecisionTx, DigestKind, NewDelivery, NewTimer, Store, TimerKind, UserRecord,
 };
 use herald_templates::TemplateStore;
 
@@ -105,25 +105,39 @@ impl Judge {
         now: DateTime<Utc>,
     ) -> Result<(Vec<Message>, Routed), RouteError> {
         let mut tx = self.store.begin_decisions().await?;
+        let cancelled = notice.cancelled || tx.is_cancelled(notice.id).await?;
         let ids: Vec<DeliveryId> = candidates.iter().map(|c| c.id).collect();
         let existing = tx.states(&ids).await?;
-        let fresh: Vec<&Candidate> = candidates
+        // Rows (cap locks, open digests) are locked in one order by every
+        // router, so two cannot deadlock.
+        let mut fresh: Vec<&Candidate> = candidates
             .iter()
             .filter(|c| !existing.contains_key(&c.id))
             .collect();
-        lock_capped(&mut tx, notice, fresh.iter().map(|c| (c.user, c.channel))).await?;
+        fresh.sort_by(|a, b| (a.user, a.channel).cmp(&(b.user, b.channel)));
+        if !cancelled {
+            lock_capped(&mut tx, notice, fresh.iter().map(|c| (c.user, c.channel))).await?;
+        }
         let mut decided = Vec::with_capacity(fresh.len());
         for candidate in &fresh {
             let profile = profiles.get(candidate.user);
-            decided.push(self.judge(&mut tx, notice, candidate, profile, now).await?);
+            decided.push(
+                self.judge(&mut tx, notice, candidate, profile, cancelled, now)
+                    .await?,
+            );
         }
         let records: Vec<Decided> = decided.iter().map(|j| j.record.clone()).collect();
-        tx.insert(&records, now).await?;
+        let inserted: std::collections::HashSet<DeliveryId> =
+            tx.insert(&records, now).await?.into_iter().collect();
         tx.commit().await?;
 
         let mut messages = Vec::new();
         let mut routed = Routed::default();
-        for judged in &decided {
+        // Another router that got there first announces its own.
+        for judged in decided
+            .iter()
+            .filter(|j| inserted.contains(&j.record.delivery.id))
+        {
             self.announce(notice, judged, now, &mut messages, &mut routed)?;
         }
         for candidate in candidates {
@@ -135,13 +149,15 @@ impl Judge {
         Ok((messages, routed))
     }
 
-    /// Decides one delivery, inside `tx`, without recording it.
+    /// Decides one delivery, inside `tx`, without recording it. `cancelled`
+    /// is the notification's state as `tx` locked it.
     pub async fn judge(
         &self,
         tx: &mut DecisionTx,
         notice: &Notice,
         candidate: &Candidate<'_>,
         profile: Option<&RecipientProfile>,
+        cancelled: bool,
         now: DateTime<Utc>,
     ) -> Result<Judged, RouteError> {
         let mut delivery = NewDelivery::new(
@@ -152,7 +168,7 @@ impl Judge {
             DeliveryState::Queued,
         );
         delivery.trace = candidate.preface.clone();
-        if notice.cancelled {
+        if cancelled {
             delivery.state = DeliveryState::Cancelled;
             delivery
                 .trace
@@ -161,7 +177,7 @@ impl Judge {
                 record: Decided {
                     delivery,
                     timers: Vec::new(),
-                    cap_slot: None,
+                    cap_slot: CapSlot::Release,
                 },
                 waiting_for: None,
             });
@@ -252,7 +268,10 @@ impl Judge {
                 }
             }
         }
-        let cap_slot = decision.cap_slot.map(|at| (notice.category.clone(), at));
+        let cap_slot = match decision.cap_slot {
+            Some(at) => CapSlot::Hold(notice.category.clone(), at),
+            None => CapSlot::Release,
+        };
         let escalation = notice
             .escalate
             .filter(|e| e.from == candidate.channel && delivery.digest_id.is_none());

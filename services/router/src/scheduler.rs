@@ -133,8 +133,15 @@ impl Scheduler {
                 )
             }
             Err(RouteError::Poison(reason)) => {
-                tracing::error!(timer = %timer.id, %reason, "timer cannot be fired; dropped");
-                ("failed", store.complete_timer(&timer.id, token).await)
+                tracing::error!(timer = %timer.id, %reason, "timer cannot be fired; what it held fails");
+                // Nothing waits forever on a timer that can never work.
+                match store
+                    .fail_waiting(timer.kind, &timer.subject, &reason, now)
+                    .await
+                {
+                    Ok(_) => ("failed", store.complete_timer(&timer.id, token).await),
+                    Err(e) => ("retry", Err(e)),
+                }
             }
             Err(e) => {
                 let wait = backoff(timer.fired);
@@ -173,9 +180,13 @@ impl Scheduler {
             TimerKind::Expand => {
                 let expanded = expand_page(&self.judge, timer, now).await?;
                 tracing::debug!(timer = %timer.id, routed = ?expanded.routed, "topic page routed");
-                if let Some(next) = expanded.next {
-                    return Ok(Fired::Again(now, Some(next.payload()?)));
-                }
+                // A finished expansion stays as a tombstone that never falls
+                // due, so the same event handled again does not start over.
+                let (at, cursor) = match expanded.next {
+                    Some(next) => (now, next),
+                    None => (never(), expanded.done),
+                };
+                return Ok(Fired::Again(at, Some(cursor.payload()?)));
             }
         }
         Ok(Fired::Done)
@@ -223,6 +234,11 @@ impl Scheduler {
             _ => self.config.poll_interval,
         }
     }
+}
+
+/// A due time no timer reaches: 9999-12-31.
+fn never() -> DateTime<Utc> {
+    DateTime::<Utc>::from_timestamp(253_402_214_400, 0).unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
 /// Waits before firing a failed timer again: 1 s, 2 s, 4 s… up to 5 minutes.

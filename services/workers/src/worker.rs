@@ -394,8 +394,14 @@ impl ChannelWorker {
                         .collect()
                 })
                 .unwrap_or_default();
+            // A large digest carries a sample of its items and the count.
+            let count = job
+                .params
+                .get("count")
+                .and_then(Value::as_u64)
+                .map_or(items.len(), |n| usize::try_from(n).unwrap_or(usize::MAX));
             self.templates
-                .render_digest(&job.template, job.channel, locale, &items)
+                .render_digest_of(&job.template, job.channel, locale, &items, count)
         } else {
             self.templates
                 .render(&job.template, job.channel, locale, &job.params)

@@ -361,3 +361,28 @@ fn minus_counts_the_others_in_a_digest_and_refuses_text() {
         "{message}"
     );
 }
+
+#[test]
+fn a_large_digest_carries_a_sample_and_says_the_whole_count() {
+    let store = shipped();
+    // Two of 250 comments travel (the first and the last); the count is all of them.
+    let items = comments(&store, &["Grace Hopper", "Donald Knuth"]);
+    let rendered = store
+        .render_digest_of(&name("new_comment"), Channel::Email, None, &items, 250)
+        .unwrap();
+    let Rendered::Email { subject, .. } = rendered else {
+        panic!("an e-mail")
+    };
+    assert_eq!(
+        subject,
+        "Grace Hopper, Donald Knuth and 248 others commented on \"Notes on the Analytical Engine\""
+    );
+    // A count below the items given is raised to them.
+    let rendered = store
+        .render_digest_of(&name("new_comment"), Channel::InApp, None, &items, 1)
+        .unwrap();
+    assert!(
+        matches!(rendered, Rendered::InApp { ref title, .. } if title.starts_with("2 new comments")),
+        "{rendered:?}"
+    );
+}

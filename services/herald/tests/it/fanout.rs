@@ -7,6 +7,7 @@ use super::support::Backend;
 crate::on_both_backends!(
     a_topic_reaches_every_subscriber_once_through_a_crash_mid_expansion,
     topics_are_managed_in_bulk_and_listed_a_page_at_a_time,
+    an_event_handled_again_after_its_topic_was_reached_does_not_start_over,
 );
 
 use std::collections::HashSet;
@@ -234,4 +235,65 @@ async fn topics_are_managed_in_bulk_and_listed_a_page_at_a_time(backend: Backend
         .request(reqwest::Method::GET, "/v1/topics/team.alpha", None)
         .await;
     assert_eq!(status, 404);
+}
+
+async fn an_event_handled_again_after_its_topic_was_reached_does_not_start_over(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let early: Vec<String> = (0..3).map(|i| format!("early-{i}")).collect();
+    for user in early.iter().chain(std::iter::once(&"late".to_owned())) {
+        app.put_user(user, json!({})).await;
+    }
+    create_topic(&app, "news").await;
+    subscribe(&app, "news", &early).await;
+    let event = json!({"event_id": "news-1", "template": "welcome", "recipients": [{"topic": "news"}],
+        "channels": ["in_app"], "params": {"name": "reader", "app_name": "Acme"}});
+    let topic = app.bus().topics().events();
+    app.bus()
+        .publish(&topic, "news", event.to_string().as_bytes())
+        .await
+        .unwrap();
+    let id = herald_domain::NotificationId::from_event_id("news-1");
+    let path = format!("/v1/notifications/{id}");
+    app.eventually(
+        "the notification",
+        || app.request(reqwest::Method::GET, &path, None),
+        |(s, _)| *s == 200,
+    )
+    .await;
+    app.settled(&id.to_string(), 3).await;
+    let subject = format!("{id}/news");
+    let finished = app
+        .eventually(
+            "the expansion to finish",
+            || async {
+                app.store()
+                    .get_timer(herald_store::TimerKind::Expand, &subject)
+                    .await
+                    .unwrap()
+            },
+            |t| {
+                t.as_ref()
+                    .is_some_and(|t| t.payload.contains(r#""done":true"#))
+            },
+        )
+        .await
+        .unwrap();
+
+    // Someone joins later; the same event comes again (a consumer rebalance).
+    subscribe(&app, "news", &["late".to_owned()]).await;
+    let before = app.handled("router");
+    app.bus()
+        .publish(&topic, "news", event.to_string().as_bytes())
+        .await
+        .unwrap();
+    app.handled_at_least("router", before + 1).await;
+    let kept = app
+        .store()
+        .get_timer(herald_store::TimerKind::Expand, &subject)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(kept, finished, "the finished expansion was not restarted");
+    let n = app.notification(&id.to_string()).await;
+    assert_eq!(n["deliveries"].as_array().map(Vec::len), Some(3), "{n:#}");
 }
