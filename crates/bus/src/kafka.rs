@@ -56,9 +56,44 @@ impl KafkaConfig {
 
 #[derive(Clone)]
 pub struct KafkaBus {
-    producer: FutureProducer,
+    producer: Arc<ProducerSlot>,
     config: KafkaConfig,
     topics: Topics,
+}
+
+/// The producer in use, replaced when it hits a fatal error.
+///
+/// An idempotent producer that the broker fences (its epoch bumped under it,
+/// which librdkafka does after request timeouts; tansu then answers
+/// `PRODUCER_FENCED`) is dead for good: every later send fails. A process
+/// that kept it could never publish again, so the bus makes a new one and
+/// sends the failed batch again (consumers are idempotent, so a record the
+/// old producer did get out is harmless twice).
+struct ProducerSlot {
+    current: Mutex<(u64, FutureProducer)>,
+    config: ClientConfig,
+}
+
+impl ProducerSlot {
+    fn get(&self) -> (u64, FutureProducer) {
+        let slot = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        (slot.0, slot.1.clone())
+    }
+
+    /// Replaces generation `seen` if it died; returns whether it did.
+    fn replace_if_dead(&self, seen: u64) -> Result<bool, BusError> {
+        let mut slot = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.0 != seen {
+            return Ok(true);
+        }
+        let Some((code, reason)) = slot.1.client().fatal_error() else {
+            return Ok(false);
+        };
+        tracing::warn!(?code, %reason, "the Kafka producer died; starting a new one");
+        let producer: FutureProducer = self.config.create().map_err(kafka)?;
+        *slot = (seen + 1, producer);
+        Ok(true)
+    }
 }
 
 fn kafka(e: KafkaError) -> BusError {
@@ -67,7 +102,8 @@ fn kafka(e: KafkaError) -> BusError {
 
 impl KafkaBus {
     pub fn connect(config: KafkaConfig, topics: Topics) -> Result<Self, BusError> {
-        let producer: FutureProducer = ClientConfig::new()
+        let mut client = ClientConfig::new();
+        client
             .set("bootstrap.servers", &config.brokers)
             .set("enable.idempotence", "true")
             .set("acks", "all")
@@ -79,14 +115,34 @@ impl KafkaBus {
             .set(
                 "message.timeout.ms",
                 config.publish_timeout.as_millis().to_string(),
-            )
-            .create()
-            .map_err(kafka)?;
+            );
+        let producer: FutureProducer = client.create().map_err(kafka)?;
         Ok(KafkaBus {
-            producer,
+            producer: Arc::new(ProducerSlot {
+                current: Mutex::new((0, producer)),
+                config: client,
+            }),
             config,
             topics,
         })
+    }
+
+    /// Sends every message with one producer; `Err` carries the first error.
+    async fn send_all(
+        &self,
+        producer: &FutureProducer,
+        messages: &[(Topic, String, Vec<u8>)],
+    ) -> Result<(), BusError> {
+        let sends = messages.iter().map(|(topic, key, payload)| {
+            let record = FutureRecord::to(topic.name())
+                .key(key.as_str())
+                .payload(payload.as_slice());
+            producer.send(record, self.config.publish_timeout)
+        });
+        for result in futures::future::join_all(sends).await {
+            result.map_err(|(e, _)| kafka(e))?;
+        }
+        Ok(())
     }
 
     /// Creates every Herald topic that does not exist yet.
@@ -150,25 +206,22 @@ impl KafkaBus {
 #[async_trait]
 impl Bus for KafkaBus {
     async fn publish(&self, topic: &Topic, key: &str, payload: &[u8]) -> Result<(), BusError> {
-        let record = FutureRecord::to(topic.name()).key(key).payload(payload);
-        self.producer
-            .send(record, self.config.publish_timeout)
+        self.publish_all(&[(topic.clone(), key.to_owned(), payload.to_vec())])
             .await
-            .map(|_| ())
-            .map_err(|(e, _)| kafka(e))
     }
 
     async fn publish_all(&self, messages: &[(Topic, String, Vec<u8>)]) -> Result<(), BusError> {
-        let sends = messages.iter().map(|(topic, key, payload)| {
-            let record = FutureRecord::to(topic.name())
-                .key(key.as_str())
-                .payload(payload.as_slice());
-            self.producer.send(record, self.config.publish_timeout)
-        });
-        for result in futures::future::join_all(sends).await {
-            result.map_err(|(e, _)| kafka(e))?;
+        let (generation, producer) = self.producer.get();
+        match self.send_all(&producer, messages).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                if !self.producer.replace_if_dead(generation)? {
+                    return Err(e);
+                }
+                let (_, fresh) = self.producer.get();
+                self.send_all(&fresh, messages).await
+            }
         }
-        Ok(())
     }
 
     async fn subscribe(&self, topic: &Topic, group: &str) -> Result<Box<dyn Consumer>, BusError> {
@@ -182,7 +235,7 @@ impl Bus for KafkaBus {
     }
 
     async fn ping(&self) -> Result<(), BusError> {
-        let producer = self.producer.clone();
+        let (_, producer) = self.producer.get();
         tokio::task::spawn_blocking(move || {
             producer
                 .client()
@@ -334,5 +387,49 @@ mod tests {
         assert_eq!(p.done(11), Some(14), "all done: resume after the highest");
         p.in_hand.insert(14);
         assert_eq!(p.done(14), Some(15));
+    }
+
+    /// Needs the test broker (`HERALD_TEST_KAFKA_BROKERS`, default 127.0.0.1:9092).
+    #[tokio::test]
+    async fn a_producer_that_died_is_replaced_and_the_batch_sent_again() {
+        use crate::{Bus, Topics};
+        use rdkafka::producer::Producer as _;
+        let brokers =
+            std::env::var("HERALD_TEST_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into());
+        let topics = Topics::new(format!("t{}.", uuid::Uuid::new_v4().simple()));
+        let config = super::KafkaConfig {
+            partitions: 1,
+            ..super::KafkaConfig::new(brokers)
+        };
+        let bus = super::KafkaBus::connect(config, topics.clone()).unwrap();
+        bus.ensure_topics().await.unwrap();
+        bus.publish(&topics.events(), "k", b"before").await.unwrap();
+        // What a fenced idempotent producer looks like to librdkafka.
+        let (generation, producer) = bus.producer.get();
+        let reason = std::ffi::CString::new("fenced by the test").unwrap();
+        // SAFETY: the client pointer is live (we hold a clone of the
+        // producer) and the reason is a valid C string for the call.
+        unsafe {
+            rdkafka::bindings::rd_kafka_test_fatal_error(
+                producer.client().native_ptr(),
+                rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR__FENCED,
+                reason.as_ptr(),
+            );
+        }
+        assert!(producer.client().fatal_error().is_some());
+        bus.publish(&topics.events(), "k", b"after").await.unwrap();
+        assert_eq!(bus.producer.get().0, generation + 1, "a new producer");
+
+        let mut consumer = bus.subscribe(&topics.events(), "readers").await.unwrap();
+        let mut seen = Vec::new();
+        while !seen.iter().any(|p: &Vec<u8>| p.as_slice() == b"after") {
+            let record = tokio::time::timeout(std::time::Duration::from_secs(60), consumer.recv())
+                .await
+                .expect("the record")
+                .unwrap();
+            seen.push(record.payload.clone());
+            record.ack().await.unwrap();
+        }
+        assert!(seen.iter().any(|p| p.as_slice() == b"before"));
     }
 }

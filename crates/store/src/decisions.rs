@@ -41,6 +41,24 @@ pub enum CapSlot {
     Release,
 }
 
+/// What a decision needs to know of its notification, read under lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LiveNotification {
+    pub created_at: DateTime<Utc>,
+    pub cancelled: bool,
+    /// Some delivery of it was recorded already (the event is being handled
+    /// again, or a topic is past its first page).
+    pub has_deliveries: bool,
+}
+
+/// `EXISTS` comes back as a boolean from PostgreSQL and an integer from SQLite.
+fn truthy(row: &sqlx::any::AnyRow, column: &str) -> Result<bool, StoreError> {
+    match row.try_get::<bool, _>(column) {
+        Ok(value) => Ok(value),
+        Err(_) => Ok(row.try_get::<i64, _>(column)? != 0),
+    }
+}
+
 /// An open transaction for decisions. Dropped without [`commit`](Self::commit), it rolls back.
 pub struct DecisionTx {
     pub(crate) tx: sqlx::Transaction<'static, sqlx::Any>,
@@ -57,24 +75,38 @@ impl Store {
 }
 
 impl DecisionTx {
-    /// Whether the notification was cancelled, read so that a cancellation
-    /// cannot slip between this and the commit: on PostgreSQL the row is
-    /// share-locked against `DELETE /v1/notifications/{id}`'s update until
-    /// then (SQLite has one writer, which serialises the two anyway).
-    pub async fn is_cancelled(&mut self, notification: NotificationId) -> Result<bool, StoreError> {
+    /// The notification as this decision must see it: when it was created,
+    /// whether it was cancelled, and whether it has deliveries yet. Read so
+    /// that a cancellation cannot slip between this and the commit: on
+    /// PostgreSQL the row is share-locked against `DELETE
+    /// /v1/notifications/{id}`'s update until then (SQLite has one writer,
+    /// which serialises the two anyway). `None` if there is no such
+    /// notification.
+    pub async fn notification(
+        &mut self,
+        id: NotificationId,
+    ) -> Result<Option<LiveNotification>, StoreError> {
         let lock = match self.dialect {
             Dialect::Postgres => "FOR SHARE",
             Dialect::Sqlite => "",
         };
-        let sql = format!("SELECT cancelled_at FROM notifications WHERE id = $1 {lock}");
+        let sql = format!(
+            "SELECT created_at, cancelled_at, \
+               EXISTS (SELECT 1 FROM deliveries d WHERE d.notification_id = n.id) AS has_deliveries \
+             FROM notifications n WHERE id = $1 {lock}"
+        );
         let row = sqlx::query(&sql)
-            .bind(notification.to_string())
+            .bind(id.to_string())
             .fetch_optional(&mut *self.tx)
             .await?;
-        Ok(match row {
-            Some(row) => row.try_get::<Option<i64>, _>("cancelled_at")?.is_some(),
-            None => false,
+        row.map(|row| {
+            Ok(LiveNotification {
+                created_at: from_millis(row.try_get("created_at")?),
+                cancelled: row.try_get::<Option<i64>, _>("cancelled_at")?.is_some(),
+                has_deliveries: truthy(&row, "has_deliveries")?,
+            })
         })
+        .transpose()
     }
 
     /// Locks these users' cap counters until commit.
@@ -167,7 +199,7 @@ impl DecisionTx {
         let mut new = Vec::with_capacity(decided.len());
         for d in decided {
             if insert_delivery(&mut self.tx, &d.delivery, now).await? {
-                self.side_effects(d, now).await?;
+                self.side_effects(d, true, now).await?;
                 new.push(d.delivery.id);
             }
         }
@@ -204,7 +236,7 @@ impl DecisionTx {
         if moved.rows_affected() == 0 {
             return Ok(false);
         }
-        self.side_effects(decided, now).await?;
+        self.side_effects(decided, false, now).await?;
         Ok(true)
     }
 
@@ -213,9 +245,12 @@ impl DecisionTx {
         crate::deliveries::fetch_delivery(&mut self.tx, id).await
     }
 
+    /// Timers, the cap slot and a carrier's members. A `fresh` delivery
+    /// holds no slot yet, so there is none to release.
     async fn side_effects(
         &mut self,
         decided: &Decided,
+        fresh: bool,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let d = &decided.delivery;
@@ -237,6 +272,7 @@ impl DecisionTx {
                 .execute(&mut *self.tx)
                 .await?;
             }
+            CapSlot::Release if fresh => {}
             CapSlot::Release => {
                 sqlx::query("DELETE FROM cap_slots WHERE delivery_id = $1")
                     .bind(d.id.to_string())
@@ -245,8 +281,10 @@ impl DecisionTx {
             }
         }
         // A digest's carrier decided now (suppressed, cancelled) takes its
-        // members along in the same transaction.
-        move_members(&mut self.tx, d.id, d.state, now).await?;
+        // members along in the same transaction; a member carries nobody.
+        if d.digest_id.is_none() {
+            move_members(&mut self.tx, d.id, d.state, now).await?;
+        }
         Ok(())
     }
 

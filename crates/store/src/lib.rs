@@ -26,7 +26,7 @@ mod users;
 
 pub use categories::CategoryRecord;
 pub use db::{redact as redact_url, Db, Dialect};
-pub use decisions::{CapSlot, Decided, DecisionTx};
+pub use decisions::{CapSlot, Decided, DecisionTx, LiveNotification};
 pub use deliveries::{Claim, DeliveryRecord, NewDelivery};
 pub use digests::{digest_carrier, ClosedDigest, DigestKind, DigestMember, DigestRef};
 pub use error::StoreError;

@@ -120,10 +120,9 @@ impl Store {
         source: Source,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.db.write().begin().await?;
-        let new = insert_notification(&mut tx, event, source, now).await?;
-        tx.commit().await?;
-        Ok(new)
+        // One statement: no transaction of its own needed.
+        let mut conn = self.db.write().acquire().await?;
+        insert_notification(&mut conn, event, source, now).await
     }
 
     pub async fn get_notification(
@@ -255,7 +254,7 @@ impl Store {
 }
 
 async fn insert_notification(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    conn: &mut sqlx::AnyConnection,
     event: &NotificationEvent,
     source: Source,
     now: DateTime<Utc>,
@@ -273,7 +272,7 @@ async fn insert_notification(
     .bind(source.as_str())
     .bind(json)
     .bind(millis(now))
-    .execute(&mut **tx)
+    .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)
 }

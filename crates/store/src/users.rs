@@ -202,31 +202,29 @@ impl Store {
         ids: &[UserId],
     ) -> Result<std::collections::HashMap<UserId, (UserRecord, usize)>, StoreError> {
         let mut found = std::collections::HashMap::with_capacity(ids.len());
+        let columns = USER_COLUMNS
+            .split(", ")
+            .map(|c| format!("u.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
         for chunk in ids.chunks(500) {
-            let list = placeholders(chunk.len());
-            let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id IN ({list})");
-            let mut query = sqlx::query(&sql);
-            for id in chunk {
-                query = query.bind(id.as_str());
-            }
-            for row in query.fetch_all(self.db.read()).await? {
-                let user = user_from_row(&row)?;
-                found.insert(user.id.clone(), (user, 0));
-            }
             let sql = format!(
-                "SELECT user_id, COUNT(*) AS n FROM devices WHERE user_id IN ({list}) GROUP BY user_id"
+                "SELECT {columns}, \
+                   (SELECT COUNT(*) FROM devices d WHERE d.user_id = u.id) AS push_devices \
+                 FROM users u WHERE u.id IN ({})",
+                placeholders(chunk.len())
             );
             let mut query = sqlx::query(&sql);
             for id in chunk {
                 query = query.bind(id.as_str());
             }
             for row in query.fetch_all(self.db.read()).await? {
-                let id: String = row.try_get("user_id")?;
-                let n: i64 = row.try_get("n")?;
-                let id = UserId::parse(id).map_err(|e| StoreError::corrupt("device", e))?;
-                if let Some(entry) = found.get_mut(&id) {
-                    entry.1 = usize::try_from(n).unwrap_or(0);
-                }
+                let user = user_from_row(&row)?;
+                let devices: i64 = row.try_get("push_devices")?;
+                found.insert(
+                    user.id.clone(),
+                    (user, usize::try_from(devices).unwrap_or(0)),
+                );
             }
         }
         Ok(found)

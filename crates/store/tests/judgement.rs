@@ -972,15 +972,27 @@ async fn a_carrier_decided_at_once_takes_its_members_along_in_the_same_transacti
 async fn a_decision_sees_a_cancellation_committed_before_it(store: Store) {
     let e = notification(&store, "n1").await;
     let mut tx = store.begin_decisions().await.unwrap();
-    assert!(!tx.is_cancelled(e.notification_id()).await.unwrap());
-    assert!(!tx.is_cancelled(NotificationId::new()).await.unwrap());
+    let live = tx.notification(e.notification_id()).await.unwrap().unwrap();
+    assert_eq!(
+        (live.created_at, live.cancelled, live.has_deliveries),
+        (t0(), false, false)
+    );
+    assert!(tx
+        .notification(NotificationId::new())
+        .await
+        .unwrap()
+        .is_none());
+    tx.insert(&[decided(delivery(&e, "u1", DeliveryState::Queued))], t0())
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
     store
-        .cancel_notification(e.notification_id(), t0())
+        .cancel_notification(e.notification_id(), t0() + Duration::seconds(1))
         .await
         .unwrap();
     let mut tx = store.begin_decisions().await.unwrap();
-    assert!(tx.is_cancelled(e.notification_id()).await.unwrap());
+    let live = tx.notification(e.notification_id()).await.unwrap().unwrap();
+    assert!(live.cancelled && live.has_deliveries);
 }
 
 async fn a_retry_keeps_the_cap_slot_its_first_attempt_took(store: Store) {

@@ -64,16 +64,14 @@ impl Router {
             )));
         }
         store.ensure_notification(&event, Source::Bus, now).await?;
-        let stored = store
-            .get_notification_only(event.notification_id())
-            .await?
-            .ok_or_else(|| RouteError::Poison("the notification vanished".into()))?;
+        // When it was created and whether it was cancelled are read under
+        // lock by each decision (the API may have recorded it long ago).
         let notice = Notice::for_event(
             store,
             &self.judge.templates,
             event,
-            stored.created_at,
-            stored.cancelled_at.is_some(),
+            now,
+            false,
             Origin::Single,
         )
         .await?;

@@ -14,7 +14,7 @@ use herald_domain::{
 use herald_store::{CapSlot, Decided, NewDelivery, Source};
 use serde_json::{Map, Value};
 
-use crate::judge::{lock_capped, Candidate, Judge, Routed};
+use crate::judge::{lock_capped, Candidate, Judge, Live, Routed};
 use crate::notice::{Notice, Origin};
 use crate::RouteError;
 
@@ -54,8 +54,8 @@ impl Judge {
             preface: Vec::new(),
         };
         let mut tx = self.store.begin_decisions().await?;
-        let cancelled = notice.cancelled || tx.is_cancelled(notice.id).await?;
-        if !cancelled {
+        let live = Live::read(&mut tx, &notice).await?;
+        if !live.cancelled {
             lock_capped(
                 &mut tx,
                 &notice,
@@ -69,7 +69,7 @@ impl Judge {
                 &notice,
                 &candidate,
                 profiles.get(&record.user_id),
-                cancelled,
+                &live,
                 now,
             )
             .await?;

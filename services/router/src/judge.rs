@@ -59,6 +59,34 @@ pub(crate) struct Judge {
     pub templates: TemplateStore,
 }
 
+/// The notification as a decision's transaction sees it, under lock.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Live {
+    pub created_at: DateTime<Utc>,
+    pub cancelled: bool,
+    pub has_deliveries: bool,
+}
+
+impl Live {
+    /// Reads (and on PostgreSQL share-locks) the notification: a
+    /// cancellation commits either before this decision, which then sees
+    /// it, or after it, and then finds what this decision recorded.
+    pub async fn read(tx: &mut DecisionTx, notice: &Notice) -> Result<Live, RouteError> {
+        Ok(match tx.notification(notice.id).await? {
+            Some(n) => Live {
+                created_at: n.created_at,
+                cancelled: notice.cancelled || n.cancelled,
+                has_deliveries: n.has_deliveries,
+            },
+            None => Live {
+                created_at: notice.created_at,
+                cancelled: notice.cancelled,
+                has_deliveries: true,
+            },
+        })
+    }
+}
+
 /// A decision ready to record, with the word its receipt gives for a wait.
 #[derive(Debug, Clone)]
 pub(crate) struct Judged {
@@ -105,9 +133,14 @@ impl Judge {
         now: DateTime<Utc>,
     ) -> Result<(Vec<Message>, Routed), RouteError> {
         let mut tx = self.store.begin_decisions().await?;
-        let cancelled = notice.cancelled || tx.is_cancelled(notice.id).await?;
+        let live = Live::read(&mut tx, notice).await?;
         let ids: Vec<DeliveryId> = candidates.iter().map(|c| c.id).collect();
-        let existing = tx.states(&ids).await?;
+        // The first time an event is routed, nothing of it exists yet.
+        let existing = if live.has_deliveries {
+            tx.states(&ids).await?
+        } else {
+            std::collections::HashMap::new()
+        };
         // Rows (cap locks, open digests) are locked in one order by every
         // router, so two cannot deadlock.
         let mut fresh: Vec<&Candidate> = candidates
@@ -115,14 +148,14 @@ impl Judge {
             .filter(|c| !existing.contains_key(&c.id))
             .collect();
         fresh.sort_by(|a, b| (a.user, a.channel).cmp(&(b.user, b.channel)));
-        if !cancelled {
+        if !live.cancelled {
             lock_capped(&mut tx, notice, fresh.iter().map(|c| (c.user, c.channel))).await?;
         }
         let mut decided = Vec::with_capacity(fresh.len());
         for candidate in &fresh {
             let profile = profiles.get(candidate.user);
             decided.push(
-                self.judge(&mut tx, notice, candidate, profile, cancelled, now)
+                self.judge(&mut tx, notice, candidate, profile, &live, now)
                     .await?,
             );
         }
@@ -149,15 +182,15 @@ impl Judge {
         Ok((messages, routed))
     }
 
-    /// Decides one delivery, inside `tx`, without recording it. `cancelled`
-    /// is the notification's state as `tx` locked it.
+    /// Decides one delivery, inside `tx`, without recording it. `live` is
+    /// the notification as `tx` locked it.
     pub async fn judge(
         &self,
         tx: &mut DecisionTx,
         notice: &Notice,
         candidate: &Candidate<'_>,
         profile: Option<&RecipientProfile>,
-        cancelled: bool,
+        live: &Live,
         now: DateTime<Utc>,
     ) -> Result<Judged, RouteError> {
         let mut delivery = NewDelivery::new(
@@ -168,7 +201,7 @@ impl Judge {
             DeliveryState::Queued,
         );
         delivery.trace = candidate.preface.clone();
-        if cancelled {
+        if live.cancelled {
             delivery.state = DeliveryState::Cancelled;
             delivery
                 .trace
@@ -202,7 +235,7 @@ impl Judge {
             priority: notice.event.request.priority,
             policy: &notice.policy,
             recipient: profile,
-            created_at: notice.created_at,
+            created_at: live.created_at,
             send_at: notice.event.request.send_at,
             group: notice.group(),
             may_group: candidate.may_group && notice.origin == Origin::Single,
