@@ -37,10 +37,26 @@ macro_rules! string_newtype_impls {
 }
 
 /// An e-mail address in the plain `local@domain` form.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-#[schema(value_type = String, format = Email)]
 pub struct EmailAddress(String);
+
+impl utoipa::PartialSchema for EmailAddress {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Email)))
+            .max_length(Some(254))
+            .description(Some(
+                "An e-mail address in the plain `local@domain` form, at most 254 characters.",
+            ))
+            .examples(["ada@example.com"])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for EmailAddress {}
 
 impl EmailAddress {
     pub fn parse(value: &str) -> Result<Self, DomainError> {
@@ -77,10 +93,10 @@ impl EmailAddress {
 }
 string_newtype_impls!(EmailAddress);
 
-/// A phone number in E.164 form: `+` then 8 to 15 digits.
+/// A phone number in E.164 form: `+` then 8 to 15 digits, the first not 0.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(try_from = "String", into = "String")]
-#[schema(value_type = String, example = "+14155550100")]
+#[schema(value_type = String, pattern = r"^\+[1-9][0-9]{7,14}$", example = "+14155550100")]
 pub struct PhoneNumber(String);
 
 impl PhoneNumber {
@@ -102,10 +118,27 @@ impl PhoneNumber {
 string_newtype_impls!(PhoneNumber);
 
 /// An IANA time zone name such as `Europe/Paris`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-#[schema(value_type = String, example = "Europe/Paris")]
 pub struct TimeZoneName(String);
+
+/// Every name [`TimeZoneName::parse`] accepts, so a client can check a zone
+/// before sending it.
+impl utoipa::PartialSchema for TimeZoneName {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some(
+                "An IANA time zone name such as `Europe/Paris`, as the tz database spells it.",
+            ))
+            .enum_values(Some(chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name())))
+            .examples(["Europe/Paris"])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for TimeZoneName {}
 
 impl TimeZoneName {
     pub fn parse(value: &str) -> Result<Self, DomainError> {
@@ -130,7 +163,7 @@ string_newtype_impls!(TimeZoneName);
 /// A BCP 47 language tag such as `en`, `fr-CA` or `zh-Hant-TW`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(try_from = "String", into = "String")]
-#[schema(value_type = String, example = "fr-CA")]
+#[schema(value_type = String, pattern = "^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$", example = "fr-CA")]
 pub struct Locale(String);
 
 impl Locale {
@@ -209,6 +242,19 @@ mod tests {
         ] {
             assert!(PhoneNumber::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_time_zone_schema_lists_exactly_the_names_parse_accepts() {
+        use utoipa::PartialSchema;
+        let schema = serde_json::to_value(TimeZoneName::schema()).unwrap();
+        let names = schema["enum"].as_array().unwrap();
+        assert_eq!(names.len(), chrono_tz::TZ_VARIANTS.len());
+        for name in names {
+            let name = name.as_str().unwrap();
+            assert_eq!(TimeZoneName::parse(name).unwrap().as_str(), name);
+        }
+        assert!(names.iter().any(|n| n == "Europe/Paris"));
     }
 
     #[test]

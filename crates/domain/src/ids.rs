@@ -9,11 +9,11 @@ use crate::{Channel, DomainError};
 
 /// Declares a string newtype whose only constructor checks the value.
 macro_rules! checked_string {
-    ($(#[$doc:meta])* $name:ident, $kind:literal, $max:expr, $allowed:expr, $reason:literal, $pattern:literal) => {
+    ($(#[$doc:meta])* $name:ident, $kind:literal, $max:expr, $allowed:expr, $reason:literal, $pattern:literal, $example:literal) => {
         $(#[$doc])*
         #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
         #[serde(try_from = "String", into = "String")]
-        #[schema(value_type = String, pattern = $pattern)]
+        #[schema(value_type = String, pattern = $pattern, example = $example)]
         pub struct $name(String);
 
         impl $name {
@@ -65,7 +65,8 @@ checked_string!(
     128,
     |c| c.is_ascii_alphanumeric() || "-_.:@+".contains(c),
     "may contain only ASCII letters, digits and - _ . : @ +",
-    r"^[A-Za-z0-9_.:@+\-]{1,128}$"
+    r"^[A-Za-z0-9_.:@+\-]{1,128}$",
+    "42"
 );
 
 checked_string!(
@@ -75,7 +76,8 @@ checked_string!(
     64,
     |c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-',
     "may contain only lower-case letters, digits, _ and -",
-    r"^[a-z0-9_\-]{1,64}$"
+    r"^[a-z0-9_\-]{1,64}$",
+    "welcome"
 );
 
 checked_string!(
@@ -85,7 +87,8 @@ checked_string!(
     64,
     |c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-',
     "may contain only lower-case letters, digits, _ and -",
-    r"^[a-z0-9_\-]{1,64}$"
+    r"^[a-z0-9_\-]{1,64}$",
+    "marketing"
 );
 
 checked_string!(
@@ -95,7 +98,8 @@ checked_string!(
     128,
     |c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_-.:".contains(c),
     "may contain only lower-case letters, digits and _ - . :",
-    r"^[a-z0-9_.:\-]{1,128}$"
+    r"^[a-z0-9_.:\-]{1,128}$",
+    "release-notes"
 );
 
 checked_string!(
@@ -106,7 +110,8 @@ checked_string!(
     200,
     |c| c.is_ascii_graphic(),
     "may contain only visible ASCII characters",
-    r"^[!-~]{1,200}$"
+    r"^[!-~]{1,200}$",
+    "post-981-comments"
 );
 
 /// Namespace for notification ids derived from a producer's `event_id`.
@@ -123,7 +128,7 @@ macro_rules! uuid_id {
             Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
         )]
         #[serde(transparent)]
-        #[schema(value_type = String, example = "0190b7a2-6c3e-7d7a-8f00-000000000001")]
+        #[schema(value_type = String, format = Uuid, example = "0190b7a2-6c3e-7d7a-8f00-000000000001")]
         pub struct $name(Uuid);
 
         impl $name {

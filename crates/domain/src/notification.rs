@@ -151,6 +151,12 @@ impl utoipa::ToSchema for Recipient {}
 /// `event_id` ([`NotificationEvent`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "template": "welcome",
+    "recipients": ["42"],
+    "channels": ["email", "in_app"],
+    "params": {"name": "Ada", "app_name": "Acme"}
+}))]
 pub struct NotificationRequest {
     pub template: TemplateName,
     /// User ids and topics, 1 to 1000 entries; duplicates are ignored.

@@ -22,9 +22,10 @@ pub const MAX_CAP_SENDS: u32 = 1000;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CategoryPolicy {
-    /// What the category is for, shown to operators.
+    /// What the category is for, shown to operators: up to 500 characters,
+    /// without control characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(max_length = 500)]
+    #[schema(max_length = 500, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     pub description: Option<String>,
     /// Users cannot opt out (security alerts, password resets).
     #[serde(default)]
@@ -73,9 +74,44 @@ impl Default for CategoryPolicy {
 #[serde(deny_unknown_fields)]
 pub struct FrequencyCap {
     pub channel: Channel,
+    /// A whole number from 1 to 1000 (`3` or `3.0`).
+    #[serde(deserialize_with = "whole_number")]
     #[schema(minimum = 1, maximum = 1000)]
     pub max: u32,
     pub per: Span,
+}
+
+/// Reads a count from any JSON number with no fractional part. JSON has one
+/// number type, and JSON Schema's `integer` admits `3.0` as well as `3`, so
+/// a client writing numbers as floats is not refused for it.
+fn whole_number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u32, D::Error> {
+    use serde::de::{Error, Unexpected, Visitor};
+    struct WholeNumber;
+    impl Visitor<'_> for WholeNumber {
+        type Value = u32;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a whole number")
+        }
+
+        fn visit_u64<E: Error>(self, v: u64) -> Result<u32, E> {
+            u32::try_from(v).map_err(|_| E::invalid_value(Unexpected::Unsigned(v), &self))
+        }
+
+        fn visit_i64<E: Error>(self, v: i64) -> Result<u32, E> {
+            u32::try_from(v).map_err(|_| E::invalid_value(Unexpected::Signed(v), &self))
+        }
+
+        fn visit_f64<E: Error>(self, v: f64) -> Result<u32, E> {
+            if v.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(&v) {
+                // Whole and in range, so the conversion is exact.
+                Ok(v as u32)
+            } else {
+                Err(E::invalid_value(Unexpected::Float(v), &self))
+            }
+        }
+    }
+    deserializer.deserialize_any(WholeNumber)
 }
 
 impl CategoryPolicy {
@@ -158,6 +194,17 @@ mod tests {
     }
 
     #[test]
+    fn a_cap_written_as_a_whole_float_is_that_integer() {
+        for json in ["3", "3.0", "3e0", "0.3e1"] {
+            let p = policy(&format!(
+                r#"{{"caps":[{{"channel":"push","max":{json},"per":"1h"}}]}}"#
+            ))
+            .unwrap_or_else(|e| panic!("{json}: {e}"));
+            assert_eq!(p.caps[0].max, 3, "{json}");
+        }
+    }
+
+    #[test]
     fn bad_policies_are_refused_with_a_reason() {
         let cases = [
             (r#"{"requierd":true}"#, "unknown field"),
@@ -180,6 +227,18 @@ mod tests {
             (r#"{"caps":[{"channel":"push","max":1}]}"#, "missing field"),
             (r#"{"expires_after":"0m"}"#, "duration"),
             (r#"{"required":"yes"}"#, "invalid type"),
+            (
+                r#"{"caps":[{"channel":"push","max":2.5,"per":"1h"}]}"#,
+                "expected a whole number",
+            ),
+            (
+                r#"{"caps":[{"channel":"push","max":-1,"per":"1h"}]}"#,
+                "expected a whole number",
+            ),
+            (
+                r#"{"caps":[{"channel":"push","max":"3","per":"1h"}]}"#,
+                "expected a whole number",
+            ),
         ];
         for (json, needle) in cases {
             let err = policy(json).unwrap_err();

@@ -14,6 +14,12 @@ use crate::{Category, CategoryPolicy, Channel, DigestSchedule, Priority, QuietHo
 /// turn e-mail off in general and still keep security alerts by e-mail.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "channels": {"sms": false},
+    "categories": {"marketing": {"email": true}},
+    "quiet_hours": {"start": "22:00", "end": "07:00"},
+    "digests": {"social": {"every": "daily", "at": "08:00"}}
+}))]
 pub struct Preferences {
     /// Channel-wide switches, e.g. `{"sms": false}`.
     #[serde(default)]
@@ -21,7 +27,7 @@ pub struct Preferences {
     pub channels: BTreeMap<Channel, bool>,
     /// Per category, per channel, e.g. `{"marketing": {"email": false}}`.
     #[serde(default)]
-    #[schema(value_type = BTreeMap<String, BTreeMap<Channel, bool>>, example = json!({"marketing": {"email": false}}))]
+    #[schema(value_type = BTreeMap<Category, BTreeMap<Channel, bool>>, example = json!({"marketing": {"email": false}}))]
     pub categories: BTreeMap<Category, BTreeMap<Channel, bool>>,
     /// When not to be interrupted, in the user's `time_zone` (UTC when the
     /// user has none). Deliveries inside a window wait for its end; in-app
@@ -31,7 +37,7 @@ pub struct Preferences {
     /// Per category, a digest at a fixed local time instead of one message
     /// each: `{"social": {"every": "daily", "at": "08:00"}}`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    #[schema(value_type = BTreeMap<String, DigestSchedule>)]
+    #[schema(value_type = BTreeMap<Category, DigestSchedule>)]
     pub digests: BTreeMap<Category, DigestSchedule>,
 }
 

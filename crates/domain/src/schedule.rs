@@ -195,9 +195,22 @@ pub struct QuietWindow {
     pub start: LocalTime,
     /// Not after `start` means the window ends on the next day.
     pub end: LocalTime,
-    /// The local days the window starts on; absent or empty means every day.
+    /// The local days the window starts on, each at most once; absent or
+    /// empty means every day.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(schema_with = days_schema)]
     pub days: Vec<Day>,
+}
+
+/// `days`: distinct days, so at most seven.
+fn days_schema() -> ArrayBuilder {
+    ArrayBuilder::new()
+        .items(Ref::from_schema_name(Day::name()))
+        .unique_items(true)
+        .max_items(Some(7))
+        .description(Some(
+            "The local days the window starts on, each at most once; absent or empty means every day.",
+        ))
 }
 
 #[derive(Deserialize)]
@@ -372,6 +385,8 @@ impl ToSchema for QuietHours {
     fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
         schemas.push((QuietWindow::name().into_owned(), QuietWindow::schema()));
         <QuietWindow as ToSchema>::schemas(schemas);
+        // `days` is described by hand (`days_schema`), so its items are named here.
+        schemas.push((Day::name().into_owned(), Day::schema()));
     }
 }
 
@@ -388,15 +403,57 @@ pub enum Every {
 //
 // Private fields, built by `daily` and `weekly`, so a weekly schedule always
 // has its day.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, try_from = "RawDigestSchedule")]
-#[schema(example = json!({"every": "weekly", "day": "mon", "at": "08:00"}))]
 pub struct DigestSchedule {
     every: Every,
     /// Required when `every` is `weekly`; refused when it is `daily`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     day: Option<Day>,
     at: LocalTime,
+}
+
+/// The two shapes, one per `every`: a daily schedule has no `day` (or a
+/// null one), a weekly schedule must have one.
+impl PartialSchema for DigestSchedule {
+    fn schema() -> RefOr<Schema> {
+        use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, Type};
+        let every = |every: &str| {
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some([every]))
+        };
+        let shape = |every_value: &str, day: RefOr<Schema>| {
+            ObjectBuilder::new()
+                .property("every", every(every_value))
+                .required("every")
+                .property("day", day)
+                .property("at", Ref::from_schema_name(LocalTime::name()))
+                .required("at")
+                .additional_properties(Some(AdditionalProperties::FreeForm(false)))
+        };
+        let daily = shape("daily", ObjectBuilder::new().schema_type(Type::Null).into());
+        let weekly = shape("weekly", Ref::from_schema_name(Day::name()).into()).required("day");
+        OneOfBuilder::new()
+            .item(daily)
+            .item(weekly)
+            .description(Some(
+                "When a category's digest goes out, in the user's time zone: daily at `at`, \
+                 or weekly on `day` at `at`.",
+            ))
+            .examples([
+                serde_json::json!({"every": "daily", "at": "08:00"}),
+                serde_json::json!({"every": "weekly", "day": "mon", "at": "08:00"}),
+            ])
+            .into()
+    }
+}
+
+impl ToSchema for DigestSchedule {
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        schemas.push((LocalTime::name().into_owned(), LocalTime::schema()));
+        schemas.push((Day::name().into_owned(), Day::schema()));
+    }
 }
 
 #[derive(Deserialize)]
@@ -1326,6 +1383,7 @@ mod tests {
         assert_eq!(fields["start"]["$ref"], "#/components/schemas/LocalTime");
         assert_eq!(fields["end"]["$ref"], "#/components/schemas/LocalTime");
         assert_eq!(fields["days"]["type"], "array");
+        assert_eq!(fields["days"]["uniqueItems"], true);
         assert_eq!(fields["days"]["items"]["$ref"], "#/components/schemas/Day");
 
         let hours = schema(QuietHours::schema());
@@ -1344,7 +1402,23 @@ mod tests {
         }
 
         let digest = schema(DigestSchedule::schema());
-        assert_eq!(digest["required"], json!(["every", "at"]));
-        assert_eq!(digest["additionalProperties"], false);
+        let daily = &digest["oneOf"][0];
+        assert_eq!(daily["required"], json!(["every", "at"]));
+        assert_eq!(daily["properties"]["every"]["enum"], json!(["daily"]));
+        assert_eq!(daily["properties"]["day"]["type"], "null");
+        assert_eq!(daily["additionalProperties"], false);
+        let weekly = &digest["oneOf"][1];
+        assert_eq!(weekly["required"], json!(["every", "at", "day"]));
+        assert_eq!(weekly["properties"]["every"]["enum"], json!(["weekly"]));
+        assert_eq!(
+            weekly["properties"]["day"]["$ref"],
+            "#/components/schemas/Day"
+        );
+        assert_eq!(weekly["additionalProperties"], false);
+        let mut referenced = Vec::new();
+        DigestSchedule::schemas(&mut referenced);
+        for name in ["LocalTime", "Day"] {
+            assert!(referenced.iter().any(|(n, _)| n == name), "{name}");
+        }
     }
 }

@@ -26,27 +26,43 @@ const HOUR: u64 = 60 * MINUTE;
 const DAY: u64 = 24 * HOUR;
 const MAX_SECS: u64 = 366 * DAY;
 
+/// What [`Span::parse`] accepts, as a regular expression: 1 to 31622400
+/// seconds, 1 to 527040 minutes, 1 to 8784 hours or 1 to 366 days, each
+/// number without a leading zero.
+pub const SPAN_PATTERN: &str = concat!(
+    "^(",
+    "([1-9][0-9]{0,6}|[12][0-9]{7}|30[0-9]{6}|31[0-5][0-9]{5}|316[01][0-9]{4}|3162[01][0-9]{3}|31622[0-3][0-9]{2}|31622400)s",
+    "|([1-9][0-9]{0,4}|[1-4][0-9]{5}|5[01][0-9]{4}|52[0-6][0-9]{3}|5270[0-3][0-9]|527040)m",
+    "|([1-9][0-9]{0,2}|[1-7][0-9]{3}|8[0-6][0-9]{2}|87[0-7][0-9]|878[0-4])h",
+    "|([1-9][0-9]?|[12][0-9]{2}|3[0-5][0-9]|36[0-6])d",
+    ")$"
+);
+
 /// A positive duration, `1s` to `366d`, parsed from text such as `10m`.
 ///
-/// The OpenAPI pattern admits up to eight digits because `31622400s` (366
-/// days in seconds) is valid; it cannot express the 366-day limit itself, so
-/// a value such as `99999999d` matches the pattern and is still refused.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    Serialize,
-    Deserialize,
-    utoipa::ToSchema,
-)]
+/// The OpenAPI pattern ([`SPAN_PATTERN`]) is exact: per unit it spells out the
+/// numbers from 1 to the unit's count in 366 days, so a client validating
+/// against the schema refuses `367d` just as the server does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-#[schema(value_type = String, pattern = "^[1-9][0-9]{0,7}[smhd]$", example = "10m")]
 pub struct Span(Duration);
+
+impl utoipa::PartialSchema for Span {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some(
+                "A positive duration, `1s` to `366d`: a whole number without a leading zero, \
+                 then `s`, `m`, `h` or `d`, e.g. `10m`.",
+            ))
+            .pattern(Some(SPAN_PATTERN))
+            .examples(["10m"])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Span {}
 
 impl Span {
     pub fn parse(value: &str) -> Result<Span, DomainError> {
@@ -212,19 +228,138 @@ mod tests {
         assert!(serde_json::from_str::<Span>("600").is_err());
     }
 
+    /// One piece of a branch of [`SPAN_PATTERN`]: a set of characters,
+    /// repeated `min..=max` times.
+    type Atom = (Vec<char>, usize, usize);
+
+    /// Reads the pattern's shape, `^((alt|alt…)unit|(alt|…)unit…)$`, into
+    /// the alternatives of each unit. Enough of regular expressions for this
+    /// one pattern, so the test needs no regex engine.
+    fn span_pattern_branches() -> Vec<(char, Vec<Vec<Atom>>)> {
+        let inner = SPAN_PATTERN
+            .strip_prefix("^(")
+            .and_then(|p| p.strip_suffix(")$"))
+            .unwrap();
+        // Split at the `|` between units, outside any parentheses.
+        let mut groups = vec![String::new()];
+        let mut depth = 0;
+        for c in inner.chars() {
+            match c {
+                '(' => depth += 1,
+                ')' => depth -= 1,
+                '|' if depth == 0 => {
+                    groups.push(String::new());
+                    continue;
+                }
+                _ => {}
+            }
+            groups.last_mut().unwrap().push(c);
+        }
+        groups
+            .iter()
+            .map(|group| {
+                let unit = group.chars().last().unwrap();
+                let body = group
+                    .strip_prefix('(')
+                    .and_then(|g| g.strip_suffix(&format!("){unit}")))
+                    .unwrap();
+                (unit, body.split('|').map(parse_atoms).collect())
+            })
+            .collect()
+    }
+
+    fn parse_atoms(text: &str) -> Vec<Atom> {
+        let chars: Vec<char> = text.chars().collect();
+        let mut atoms = Vec::new();
+        let mut i = 0;
+        while i < chars.len() {
+            let set: Vec<char> = if chars[i] == '[' {
+                let end = i + chars[i..].iter().position(|&c| c == ']').unwrap();
+                let class = &chars[i + 1..end];
+                i = end + 1;
+                let mut set = Vec::new();
+                let mut j = 0;
+                while j < class.len() {
+                    if j + 2 < class.len() && class[j + 1] == '-' {
+                        set.extend(class[j]..=class[j + 2]);
+                        j += 3;
+                    } else {
+                        set.push(class[j]);
+                        j += 1;
+                    }
+                }
+                set
+            } else {
+                i += 1;
+                vec![chars[i - 1]]
+            };
+            let (min, max) = match chars.get(i) {
+                Some('?') => {
+                    i += 1;
+                    (0, 1)
+                }
+                Some('{') => {
+                    let end = i + chars[i..].iter().position(|&c| c == '}').unwrap();
+                    let counts: String = chars[i + 1..end].iter().collect();
+                    i = end + 1;
+                    match counts.split_once(',') {
+                        Some((a, b)) => (a.parse().unwrap(), b.parse().unwrap()),
+                        None => (counts.parse().unwrap(), counts.parse().unwrap()),
+                    }
+                }
+                _ => (1, 1),
+            };
+            atoms.push((set, min, max));
+        }
+        atoms
+    }
+
+    fn atoms_match(atoms: &[Atom], text: &[char]) -> bool {
+        let Some(((set, min, max), rest)) = atoms.split_first() else {
+            return text.is_empty();
+        };
+        (*min..=*max).any(|n| {
+            n <= text.len()
+                && text[..n].iter().all(|c| set.contains(c))
+                && atoms_match(rest, &text[n..])
+        })
+    }
+
     #[test]
-    fn the_openapi_pattern_matches_every_canonical_form_the_parser_accepts() {
+    fn the_openapi_pattern_accepts_exactly_what_the_parser_accepts() {
         use utoipa::PartialSchema;
         let schema = serde_json::to_value(Span::schema()).unwrap();
         assert_eq!(schema["type"], "string");
-        assert_eq!(schema["pattern"], "^[1-9][0-9]{0,7}[smhd]$");
-        // The longest accepted texts have eight digits; a ninth is never valid.
-        let longest = ["31622400s", "527040m", "8784h", "366d"];
-        for text in longest {
-            assert!(Span::parse(text).is_ok());
-            let digits = &text[..text.len() - 1];
-            assert!((1..=8).contains(&digits.len()), "{text}");
+        assert_eq!(schema["pattern"], SPAN_PATTERN);
+        let branches = span_pattern_branches();
+        let units: Vec<char> = branches.iter().map(|(u, _)| *u).collect();
+        assert_eq!(units, vec!['s', 'm', 'h', 'd']);
+        let matches = |unit: char, digits: &str| {
+            let text: Vec<char> = digits.chars().collect();
+            branches
+                .iter()
+                .filter(|(u, _)| *u == unit)
+                .flat_map(|(_, alternatives)| alternatives)
+                .any(|atoms| atoms_match(atoms, &text))
+        };
+        // Every number up to 100 000 and around each limit, with and without
+        // a leading zero: the pattern and the parser agree on all of them.
+        let mut numbers: Vec<u64> = (0..=100_000).collect();
+        for limit in [366u64, 8_784, 527_040, 31_622_400] {
+            numbers.extend(limit.saturating_sub(2_000)..=limit + 2_000);
+            numbers.extend([limit * 10, limit * 10 + 9, 99_999_999, 100_000_000]);
         }
-        assert!(Span::parse("100000000s").is_err());
+        for unit in ['s', 'm', 'h', 'd'] {
+            for &n in &numbers {
+                for digits in [n.to_string(), format!("0{n}")] {
+                    let text = format!("{digits}{unit}");
+                    assert_eq!(
+                        matches(unit, &digits),
+                        Span::parse(&text).is_ok(),
+                        "{text:?}"
+                    );
+                }
+            }
+        }
     }
 }

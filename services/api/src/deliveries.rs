@@ -22,7 +22,7 @@ fn no_delivery(id: DeliveryId) -> ApiError {
 /// One delivery with its trace.
 #[utoipa::path(
     get, path = "/v1/deliveries/{id}", tag = "notifications",
-    params(("id" = String, Path, format = Uuid)),
+    params(("id" = DeliveryId, Path)),
     responses(
         (status = 200, body = DeliveryView),
         (status = 400, description = "Not a delivery id", body = crate::error::ErrorBody),
@@ -53,7 +53,7 @@ pub struct OpenedView {
 /// waiting on it. Reporting twice is fine.
 #[utoipa::path(
     post, path = "/v1/deliveries/{id}/opened", tag = "notifications",
-    params(("id" = String, Path, format = Uuid)),
+    params(("id" = DeliveryId, Path)),
     responses(
         (status = 200, body = OpenedView),
         (status = 400, description = "Not a delivery id", body = crate::error::ErrorBody),

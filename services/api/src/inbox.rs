@@ -2,7 +2,7 @@
 
 use axum::extract::State;
 use axum::Json;
-use herald_domain::{Channel, DeliveryId, DeliveryState, Receipt, SCHEMA_VERSION};
+use herald_domain::{Channel, DeliveryId, DeliveryState, Receipt, UserId, SCHEMA_VERSION};
 use herald_store::{MarkRead, OutboxMessage};
 use serde::{Deserialize, Serialize};
 
@@ -12,15 +12,22 @@ use crate::{ApiError, AppState};
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct InboxQuery {
     /// How many of the newest messages, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
 }
 
+/// The newest messages in a user's inbox, and how many are unread.
 #[utoipa::path(
     get, path = "/v1/users/{id}/inbox", tag = "inbox",
-    params(("id" = String, Path), InboxQuery),
-    responses((status = 200, body = InboxView), (status = 400, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody))
+    params(("id" = UserId, Path), InboxQuery),
+    responses(
+        (status = 200, body = InboxView),
+        (status = 400, description = "Bad user id or limit; an unknown query parameter", body = crate::error::ErrorBody),
+        (status = 404, description = "No such user", body = crate::error::ErrorBody),
+    )
 )]
 pub async fn list(
     State(state): State<AppState>,
@@ -46,6 +53,7 @@ pub async fn list(
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ReadView {
+    #[schema(value_type = DeliveryId)]
     pub id: String,
     pub read: bool,
 }
@@ -53,8 +61,15 @@ pub struct ReadView {
 /// Marks a message read; its delivery becomes `read`. Marking twice is fine.
 #[utoipa::path(
     post, path = "/v1/users/{id}/inbox/{message}/read", tag = "inbox",
-    params(("id" = String, Path), ("message" = String, Path, description = "The inbox item's id")),
-    responses((status = 200, body = ReadView), (status = 400, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody))
+    params(
+        ("id" = UserId, Path),
+        ("message" = DeliveryId, Path, description = "The inbox item's id"),
+    ),
+    responses(
+        (status = 200, body = ReadView),
+        (status = 400, description = "Not a user id or message id", body = crate::error::ErrorBody),
+        (status = 404, description = "The user has no such message", body = crate::error::ErrorBody),
+    )
 )]
 pub async fn mark_read(
     State(state): State<AppState>,

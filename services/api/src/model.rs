@@ -15,12 +15,20 @@ use serde_json::{Map, Value};
 /// `PUT /v1/users/{id}`: the whole profile; fields left out are cleared.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "email": "ada@example.com",
+    "name": "Ada Lovelace",
+    "phone": "+14155550100",
+    "time_zone": "Europe/London",
+    "locale": "en"
+}))]
 pub struct UserBody {
     pub email: Option<EmailAddress>,
     pub phone: Option<PhoneNumber>,
     pub time_zone: Option<TimeZoneName>,
     pub locale: Option<Locale>,
-    /// Up to 200 characters.
+    /// Up to 200 characters, without control characters; blank means none.
+    #[schema(max_length = 200, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     pub name: Option<String>,
 }
 
@@ -175,6 +183,8 @@ pub struct InboxView {
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct InboxItemView {
+    /// The message's delivery id: `POST /v1/users/{id}/inbox/{message}/read`.
+    #[schema(value_type = DeliveryId)]
     pub id: String,
     pub notification_id: NotificationId,
     pub category: String,

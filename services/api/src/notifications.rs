@@ -22,13 +22,20 @@ const IDEMPOTENCY_HEADER: &str = "idempotency-key";
 #[utoipa::path(
     post, path = "/v1/notifications", tag = "notifications",
     request_body = NotificationRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Same key and body: the same answer. Same key, other body: 409.")),
+    params(
+        ("Idempotency-Key" = Option<String>, Header, nullable = false, pattern = r"^[!-~]{1,255}$", max_length = 255,
+         description = "1 to 255 visible ASCII characters. Same key and body: the same answer. Same key, other body: 409."),
+    ),
     responses(
         (status = 202, description = "Accepted for delivery", body = AcceptedView),
-        (status = 400, description = "Malformed JSON or header", body = crate::error::ErrorBody),
+        (status = 400, description = "Malformed JSON, or a malformed Idempotency-Key", body = crate::error::ErrorBody),
         (status = 409, description = "Idempotency key reused with another body", body = crate::error::ErrorBody),
-        (status = 413, description = "Body too large", body = crate::error::ErrorBody),
-        (status = 422, description = "Unknown template, user or channel; missing params", body = crate::error::ErrorBody),
+        (status = 413, description = "Body larger than the server accepts (HERALD_MAX_BODY_BYTES, 256 KiB by default)", body = crate::error::ErrorBody),
+        (status = 415, description = "Body not sent as application/json", body = crate::error::ErrorBody),
+        (status = 422, description = "A body that does not fit the schema; or one that does but names an \
+            unknown template, user or topic, a channel the template lacks, params the template cannot \
+            render with, a group_key for a template without a digest window, or a send_at more than 366 \
+            days ahead", body = crate::error::ErrorBody),
     )
 )]
 pub async fn send(
@@ -212,7 +219,7 @@ fn write_canonical(value: &Value, out: &mut String) {
 /// A notification and where each of its deliveries stands.
 #[utoipa::path(
     get, path = "/v1/notifications/{id}", tag = "notifications",
-    params(("id" = String, Path, description = "The id from the 202 answer")),
+    params(("id" = NotificationId, Path, description = "The id from the 202 answer")),
     responses(
         (status = 200, body = NotificationView),
         (status = 400, description = "Not a notification id", body = crate::error::ErrorBody),
@@ -237,7 +244,7 @@ pub async fn get(
 /// not told. Deliveries already sent are not recalled.
 #[utoipa::path(
     delete, path = "/v1/notifications/{id}", tag = "notifications",
-    params(("id" = String, Path, description = "The id from the 202 answer", format = Uuid)),
+    params(("id" = NotificationId, Path, description = "The id from the 202 answer")),
     responses(
         (status = 200, body = CancelledView),
         (status = 400, description = "Not a notification id", body = crate::error::ErrorBody),

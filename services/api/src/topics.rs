@@ -18,9 +18,9 @@ const MAX_CHANGE: usize = 10_000;
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TopicBody {
-    /// What the topic is for, up to 500 characters.
+    /// What the topic is for, up to 500 characters, without control characters.
     #[serde(default)]
-    #[schema(max_length = 500)]
+    #[schema(max_length = 500, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     pub description: Option<String>,
 }
 
@@ -68,8 +68,10 @@ pub struct SubscribersChanged {
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct SubscribersQuery {
     /// Subscribers after this user id (the `next` of the previous page).
+    #[param(value_type = Option<UserId>)]
     pub after: Option<String>,
     /// Page size, 1 to 1000 (default 100).
     #[param(minimum = 1, maximum = 1000)]
@@ -97,15 +99,15 @@ fn no_topic(name: &TopicName) -> ApiError {
 /// Creates a topic or updates its description.
 #[utoipa::path(
     put, path = "/v1/topics/{name}", tag = "topics",
-    params(("name" = String, Path, pattern = r"^[a-z0-9_.:\-]{1,128}$")),
+    params(("name" = TopicName, Path)),
     request_body = TopicBody,
     responses(
         (status = 200, description = "Updated", body = TopicView),
         (status = 201, description = "Created", body = TopicView),
         (status = 400, description = "Malformed JSON or name", body = crate::error::ErrorBody),
-        (status = 413, description = "Body too large", body = crate::error::ErrorBody),
-        (status = 415, description = "Not JSON", body = crate::error::ErrorBody),
-        (status = 422, description = "Unknown field or description too long", body = crate::error::ErrorBody),
+        (status = 413, description = "Body larger than the server accepts (HERALD_MAX_BODY_BYTES, 256 KiB by default)", body = crate::error::ErrorBody),
+        (status = 415, description = "Body not sent as application/json", body = crate::error::ErrorBody),
+        (status = 422, description = "Unknown field; a description too long or with control characters", body = crate::error::ErrorBody),
     )
 )]
 pub async fn put(
@@ -141,11 +143,11 @@ pub async fn put(
 
 #[utoipa::path(
     get, path = "/v1/topics/{name}", tag = "topics",
-    params(("name" = String, Path, pattern = r"^[a-z0-9_.:\-]{1,128}$")),
+    params(("name" = TopicName, Path)),
     responses(
         (status = 200, body = TopicView),
         (status = 400, description = "Not a topic name", body = crate::error::ErrorBody),
-        (status = 404, body = crate::error::ErrorBody),
+        (status = 404, description = "No such topic", body = crate::error::ErrorBody),
     )
 )]
 pub async fn get(
@@ -165,11 +167,11 @@ pub async fn get(
 /// to it finish with the subscribers they have not reached yet dropped.
 #[utoipa::path(
     delete, path = "/v1/topics/{name}", tag = "topics",
-    params(("name" = String, Path, pattern = r"^[a-z0-9_.:\-]{1,128}$")),
+    params(("name" = TopicName, Path)),
     responses(
         (status = 204, description = "Deleted"),
         (status = 400, description = "Not a topic name", body = crate::error::ErrorBody),
-        (status = 404, body = crate::error::ErrorBody),
+        (status = 404, description = "No such topic", body = crate::error::ErrorBody),
     )
 )]
 pub async fn delete(
@@ -186,15 +188,16 @@ pub async fn delete(
 /// Adds and removes subscribers in bulk, in one transaction.
 #[utoipa::path(
     post, path = "/v1/topics/{name}/subscribers", tag = "topics",
-    params(("name" = String, Path, pattern = r"^[a-z0-9_.:\-]{1,128}$")),
+    params(("name" = TopicName, Path)),
     request_body = SubscribersBody,
     responses(
         (status = 200, body = SubscribersChanged),
         (status = 400, description = "Malformed JSON or name", body = crate::error::ErrorBody),
         (status = 404, description = "No such topic", body = crate::error::ErrorBody),
-        (status = 413, description = "Body too large", body = crate::error::ErrorBody),
-        (status = 415, description = "Not JSON", body = crate::error::ErrorBody),
-        (status = 422, description = "Unknown users, bad ids, or too many at once", body = crate::error::ErrorBody),
+        (status = 413, description = "Body larger than the server accepts (HERALD_MAX_BODY_BYTES, 256 KiB by default)", body = crate::error::ErrorBody),
+        (status = 415, description = "Body not sent as application/json", body = crate::error::ErrorBody),
+        (status = 422, description = "A body that does not fit the schema (unknown field, bad user ids, \
+            more than 10,000 at once); or one that does but adds users that do not exist", body = crate::error::ErrorBody),
     )
 )]
 pub async fn change_subscribers(
@@ -243,11 +246,11 @@ pub async fn change_subscribers(
 /// Lists subscribers in user-id order, a page at a time.
 #[utoipa::path(
     get, path = "/v1/topics/{name}/subscribers", tag = "topics",
-    params(("name" = String, Path, pattern = r"^[a-z0-9_.:\-]{1,128}$"), SubscribersQuery),
+    params(("name" = TopicName, Path), SubscribersQuery),
     responses(
         (status = 200, body = SubscribersPage),
-        (status = 400, description = "Bad name, cursor or limit", body = crate::error::ErrorBody),
-        (status = 404, body = crate::error::ErrorBody),
+        (status = 400, description = "Bad name, cursor or limit; an unknown query parameter", body = crate::error::ErrorBody),
+        (status = 404, description = "No such topic", body = crate::error::ErrorBody),
     )
 )]
 pub async fn list_subscribers(

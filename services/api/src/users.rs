@@ -25,13 +25,15 @@ fn unknown_user(id: &UserId) -> ApiError {
 /// Creates or replaces a user's profile.
 #[utoipa::path(
     put, path = "/v1/users/{id}", tag = "users",
-    params(("id" = String, Path, description = "Your id for the user")),
+    params(("id" = UserId, Path, description = "Your id for the user")),
     request_body = UserBody,
     responses(
         (status = 200, description = "Replaced", body = UserView),
         (status = 201, description = "Created", body = UserView),
-        (status = 400, body = crate::error::ErrorBody),
-        (status = 422, description = "Invalid e-mail, phone, time zone or locale", body = crate::error::ErrorBody),
+        (status = 400, description = "Malformed JSON or user id", body = crate::error::ErrorBody),
+        (status = 413, description = "Body larger than the server accepts (HERALD_MAX_BODY_BYTES, 256 KiB by default)", body = crate::error::ErrorBody),
+        (status = 415, description = "Body not sent as application/json", body = crate::error::ErrorBody),
+        (status = 422, description = "Unknown field; invalid e-mail, phone, time zone, locale or name", body = crate::error::ErrorBody),
     )
 )]
 pub async fn put_user(
@@ -57,8 +59,12 @@ pub async fn put_user(
 
 #[utoipa::path(
     get, path = "/v1/users/{id}", tag = "users",
-    params(("id" = String, Path)),
-    responses((status = 200, body = UserView), (status = 404, body = crate::error::ErrorBody))
+    params(("id" = UserId, Path)),
+    responses(
+        (status = 200, body = UserView),
+        (status = 400, description = "Not a user id", body = crate::error::ErrorBody),
+        (status = 404, description = "No such user", body = crate::error::ErrorBody),
+    )
 )]
 pub async fn get_user(
     State(state): State<AppState>,
@@ -76,12 +82,15 @@ pub async fn get_user(
 /// Registers a push token. A token registered to another user moves here.
 #[utoipa::path(
     post, path = "/v1/users/{id}/devices", tag = "users",
-    params(("id" = String, Path)),
+    params(("id" = UserId, Path)),
     request_body = Device,
     responses(
         (status = 201, body = Device),
-        (status = 404, body = crate::error::ErrorBody),
-        (status = 422, description = "Invalid platform or token", body = crate::error::ErrorBody),
+        (status = 400, description = "Malformed JSON or user id", body = crate::error::ErrorBody),
+        (status = 404, description = "No such user", body = crate::error::ErrorBody),
+        (status = 413, description = "Body larger than the server accepts (HERALD_MAX_BODY_BYTES, 256 KiB by default)", body = crate::error::ErrorBody),
+        (status = 415, description = "Body not sent as application/json", body = crate::error::ErrorBody),
+        (status = 422, description = "Unknown field, invalid platform or token", body = crate::error::ErrorBody),
     )
 )]
 pub async fn add_device(
@@ -102,8 +111,12 @@ pub async fn add_device(
 
 #[utoipa::path(
     get, path = "/v1/users/{id}/devices", tag = "users",
-    params(("id" = String, Path)),
-    responses((status = 200, body = Vec<Device>), (status = 404, body = crate::error::ErrorBody))
+    params(("id" = UserId, Path)),
+    responses(
+        (status = 200, body = Vec<Device>),
+        (status = 400, description = "Not a user id", body = crate::error::ErrorBody),
+        (status = 404, description = "No such user", body = crate::error::ErrorBody),
+    )
 )]
 pub async fn list_devices(
     State(state): State<AppState>,
@@ -118,8 +131,12 @@ pub async fn list_devices(
 
 #[utoipa::path(
     get, path = "/v1/users/{id}/preferences", tag = "users",
-    params(("id" = String, Path)),
-    responses((status = 200, body = Preferences), (status = 404, body = crate::error::ErrorBody))
+    params(("id" = UserId, Path)),
+    responses(
+        (status = 200, body = Preferences),
+        (status = 400, description = "Not a user id", body = crate::error::ErrorBody),
+        (status = 404, description = "No such user", body = crate::error::ErrorBody),
+    )
 )]
 pub async fn get_preferences(
     State(state): State<AppState>,
@@ -135,14 +152,20 @@ pub async fn get_preferences(
 }
 
 /// Replaces a user's preferences: channel-wide and per category × channel.
+///
+/// A quiet window's `start` and `end` must differ (a rule JSON Schema cannot
+/// state; 422 otherwise).
 #[utoipa::path(
     put, path = "/v1/users/{id}/preferences", tag = "users",
-    params(("id" = String, Path)),
+    params(("id" = UserId, Path)),
     request_body = Preferences,
     responses(
         (status = 200, body = Preferences),
-        (status = 404, body = crate::error::ErrorBody),
-        (status = 422, description = "Unknown channel or category name", body = crate::error::ErrorBody),
+        (status = 400, description = "Malformed JSON or user id", body = crate::error::ErrorBody),
+        (status = 404, description = "No such user", body = crate::error::ErrorBody),
+        (status = 413, description = "Body larger than the server accepts (HERALD_MAX_BODY_BYTES, 256 KiB by default)", body = crate::error::ErrorBody),
+        (status = 415, description = "Body not sent as application/json", body = crate::error::ErrorBody),
+        (status = 422, description = "Unknown field, channel or category name; a bad quiet window or digest", body = crate::error::ErrorBody),
     )
 )]
 pub async fn put_preferences(
@@ -163,9 +186,10 @@ pub async fn put_preferences(
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct EffectiveQuery {
     /// The category to resolve.
-    #[param(pattern = r"^[a-z0-9_\-]{1,64}$")]
+    #[param(value_type = Category)]
     pub category: String,
     /// Resolve as a notification of this priority would be (default normal),
     /// to see what `critical` may bypass.
@@ -207,11 +231,11 @@ pub struct EffectiveView {
 /// `default`), and whether quiet hours or a digest would hold it now.
 #[utoipa::path(
     get, path = "/v1/users/{id}/preferences/effective", tag = "users",
-    params(("id" = String, Path), EffectiveQuery),
+    params(("id" = UserId, Path), EffectiveQuery),
     responses(
         (status = 200, body = EffectiveView),
-        (status = 400, description = "Bad user id, category or priority", body = crate::error::ErrorBody),
-        (status = 404, body = crate::error::ErrorBody),
+        (status = 400, description = "Bad user id, category or priority; an unknown query parameter", body = crate::error::ErrorBody),
+        (status = 404, description = "No such user", body = crate::error::ErrorBody),
     )
 )]
 pub async fn effective_preferences(

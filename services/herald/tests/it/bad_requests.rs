@@ -7,6 +7,8 @@ crate::on_both_backends!(
     a_bad_idempotency_key_is_refused,
     mangled_bodies_never_cause_a_server_error,
     health_readiness_and_the_openapi_document_answer,
+    a_body_that_is_not_an_object_is_refused_and_changes_nothing,
+    a_cap_written_as_a_whole_float_is_that_integer,
 );
 
 use reqwest::Method;
@@ -158,6 +160,56 @@ async fn bad_requests_get_the_right_4xx_with_a_json_error(backend: Backend) {
             M::POST,
             "/v1/notifications",
             send(json!([1, 2])),
+            422,
+            "invalid_body",
+        ),
+        // An array is not read as a struct by position: every body is an object.
+        case(
+            M::POST,
+            "/v1/notifications",
+            send(json!(["welcome", ["ada"], params])),
+            422,
+            "invalid_body",
+        ),
+        case(
+            M::PUT,
+            "/v1/users/ada",
+            send(json!([])),
+            422,
+            "invalid_body",
+        ),
+        case(
+            M::POST,
+            "/v1/users/ada/devices",
+            send(json!(["apns", "ab".repeat(16)])),
+            422,
+            "invalid_body",
+        ),
+        case(
+            M::PUT,
+            "/v1/users/ada/preferences",
+            send(json!([])),
+            422,
+            "invalid_body",
+        ),
+        case(
+            M::PUT,
+            "/v1/topics/news",
+            send(json!([])),
+            422,
+            "invalid_body",
+        ),
+        case(
+            M::POST,
+            "/v1/topics/news/subscribers",
+            send(json!([["ada"], []])),
+            422,
+            "invalid_body",
+        ),
+        case(
+            M::PUT,
+            "/v1/admin/categories/marketing",
+            send(json!([])),
             422,
             "invalid_body",
         ),
@@ -451,5 +503,183 @@ async fn health_readiness_and_the_openapi_document_answer(backend: Backend) {
     assert_eq!(
         names,
         vec!["new_comment", "order_shipped", "security_alert", "welcome"]
+    );
+}
+
+/// serde fills a struct from an array by position; the API reads only
+/// objects, so `[]` does not pass for a policy or a profile whose fields are
+/// all optional (it used to replace them with the defaults).
+async fn a_body_that_is_not_an_object_is_refused_and_changes_nothing(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    ada(&app).await;
+    let policy =
+        json!({"default_enabled": false, "caps": [{"channel": "push", "max": 3, "per": "1h"}]});
+    let (status, _) = app
+        .request(Method::PUT, "/v1/admin/categories/marketing", Some(policy))
+        .await;
+    assert_eq!(status, 201);
+    for (method, path, body) in [
+        (Method::PUT, "/v1/admin/categories/marketing", json!([])),
+        (Method::PUT, "/v1/admin/categories/social", json!([])),
+        (Method::PUT, "/v1/users/ada", json!([])),
+        (Method::PUT, "/v1/users/bob", json!([])),
+        (Method::PUT, "/v1/topics/news", json!([])),
+        (Method::PUT, "/v1/topics/news", json!(["what changed"])),
+        (
+            Method::PUT,
+            "/v1/users/ada/preferences",
+            json!([{"email": false}]),
+        ),
+        (
+            Method::POST,
+            "/v1/notifications",
+            json!(["welcome", ["ada"]]),
+        ),
+        (Method::PUT, "/v1/users/ada", json!("ada@example.com")),
+        (Method::PUT, "/v1/users/ada", json!(null)),
+    ] {
+        let (status, answer) = app.request(method.clone(), path, Some(body.clone())).await;
+        assert_eq!(
+            (status.as_u16(), answer["error"]["code"].as_str()),
+            (422, Some("invalid_body")),
+            "{method} {path} {body}: {answer}"
+        );
+        assert!(
+            answer["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("a JSON object")),
+            "{answer}"
+        );
+    }
+    let (_, marketing) = app
+        .request(Method::GET, "/v1/admin/categories/marketing", None)
+        .await;
+    assert_eq!(marketing["default_enabled"], false, "{marketing}");
+    assert_eq!(marketing["caps"][0]["max"], 3, "{marketing}");
+    for gone in [
+        "/v1/admin/categories/social",
+        "/v1/users/bob",
+        "/v1/topics/news",
+    ] {
+        let (status, _) = app.request(Method::GET, gone, None).await;
+        assert_eq!(status, 404, "{gone}");
+    }
+    let (_, user) = app.request(Method::GET, "/v1/users/ada", None).await;
+    assert_eq!(user["email"], "ada@example.com", "{user}");
+}
+
+/// JSON Schema's `integer` admits `3.0`, and so does the server: a cap's
+/// `max` is read from any whole number. A fraction is still refused.
+async fn a_cap_written_as_a_whole_float_is_that_integer(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let path = "/v1/admin/categories/social";
+    let whole = json!({"caps": [{"channel": "push", "max": 3.0, "per": "1h"}, {"channel": "sms", "max": 1e3, "per": "366d"}]});
+    let (status, view) = app.request(Method::PUT, path, Some(whole)).await;
+    assert_eq!(status, 201, "{view}");
+    assert_eq!(view["caps"][0]["max"], 3, "{view}");
+    assert_eq!(view["caps"][1]["max"], 1000, "{view}");
+    for (max, needle) in [
+        (json!(2.5), "whole number"),
+        (json!(-3.0), "whole number"),
+        (json!(1001.0), "1 to 1000"),
+        (json!(0.0), "1 to 1000"),
+    ] {
+        let body = json!({"caps": [{"channel": "push", "max": max, "per": "1h"}]});
+        let (status, answer) = app.request(Method::PUT, path, Some(body)).await;
+        assert_eq!(status, 422, "{max}: {answer}");
+        assert!(
+            answer["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains(needle)),
+            "{max}: {answer}"
+        );
+    }
+}
+
+/// The statuses every operation must document, read from the structure of
+/// `/openapi.json` itself, so a new endpoint that forgets one fails here:
+///
+/// * a JSON body: 400 (malformed JSON), 413 (too large), 415 (not sent as
+///   JSON) and 422 (does not fit the schema);
+/// * path or query parameters: 400 (they do not parse). A request's
+///   parameters never earn a 422 here: 422 is for bodies;
+/// * every `/v1` route: the API key (`security`), 401 and 403;
+/// * every error answer: the `{error: {code, message}}` body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_operation_documents_the_statuses_its_inputs_can_earn() {
+    let app = TestApp::spawn(Backend::Embedded).await;
+    let (status, doc) = app.request(Method::GET, "/openapi.json", None).await;
+    assert_eq!(status, 200);
+    let mut operations = 0;
+    let mut missing = Vec::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for (method, operation) in item.as_object().expect("path item") {
+            operations += 1;
+            let name = format!("{} {path}", method.to_uppercase());
+            let responses = operation["responses"].as_object().expect("responses");
+            let mut expect = |status: &str, why: &str| {
+                if !responses.contains_key(status) {
+                    missing.push(format!("{name}: {status} ({why})"));
+                }
+            };
+            let json_body = operation["requestBody"]["content"]
+                .as_object()
+                .is_some_and(|c| c.contains_key("application/json"));
+            if json_body {
+                for status in ["400", "413", "415", "422"] {
+                    expect(status, "JSON body");
+                }
+            }
+            let parameters = operation["parameters"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            for kind in ["path", "query"] {
+                if parameters.iter().any(|p| p["in"] == kind) {
+                    expect("400", kind);
+                }
+            }
+            if path.starts_with("/v1/") {
+                expect("401", "API key");
+                expect("403", "API key scope");
+                assert_eq!(
+                    operation["security"],
+                    json!([{"api_key": []}]),
+                    "{name}: no security requirement"
+                );
+            }
+            for (status, response) in responses {
+                if status.starts_with('4') {
+                    assert_eq!(
+                        response["content"]["application/json"]["schema"]["$ref"],
+                        "#/components/schemas/ErrorBody",
+                        "{name}: {status} is not an ErrorBody"
+                    );
+                }
+            }
+            // A path parameter has a schema that says what parses.
+            for p in parameters.iter().filter(|p| p["in"] == "path") {
+                let schema = &p["schema"];
+                let constrained = schema["$ref"].is_string()
+                    || schema["pattern"].is_string()
+                    || schema["format"].is_string()
+                    || schema["enum"].is_array();
+                assert!(
+                    constrained,
+                    "{name}: path parameter {} is any string",
+                    p["name"]
+                );
+            }
+        }
+    }
+    assert!(operations >= 25, "only {operations} operations documented");
+    assert!(
+        missing.is_empty(),
+        "undocumented statuses:\n{}",
+        missing.join("\n")
+    );
+    assert_eq!(
+        doc["components"]["securitySchemes"]["api_key"]["scheme"],
+        "bearer"
     );
 }
