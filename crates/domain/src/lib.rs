@@ -42,6 +42,6 @@ pub use preferences::{DecidingRule, Effective, Preferences};
 pub use receipt::{DeliveryState, Receipt};
 pub use retry::{RetryAction, RetryPolicy};
 pub use routing::{select_channels, RecipientProfile, SuppressReason};
-pub use schedule::{DigestSchedule, QuietHours, QuietWindow};
+pub use schedule::{Day, DigestSchedule, Every, LocalTime, QuietHours, QuietWindow};
 pub use span::Span;
 pub use trace::{Outcome, Rule, TraceStep};
