@@ -256,8 +256,11 @@ impl Store {
     }
 
     /// Ends a claim with its outcome. `false` if the claim was lost (the
-    /// lease ran out and another worker took over).
+    /// lease ran out and another worker took over). A delivery that
+    /// `carries_digest` takes the digest's members along in the same
+    /// transaction.
     #[tracing::instrument(skip(self, token, error))]
+    #[allow(clippy::too_many_arguments)]
     pub async fn finish_delivery(
         &self,
         id: DeliveryId,
@@ -265,10 +268,10 @@ impl Store {
         state: DeliveryState,
         provider_message_id: Option<&str>,
         error: Option<&str>,
+        carries_digest: bool,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.db.write().begin().await?;
-        let done = sqlx::query(
+        let finish = sqlx::query(
             "UPDATE deliveries SET state = $3, provider_message_id = $4, last_error = $5, \
                lease_token = NULL, lease_until = 0, updated_at = $6 \
              WHERE id = $1 AND lease_token = $2 AND state = 'sending'",
@@ -278,10 +281,14 @@ impl Store {
         .bind(state.as_str())
         .bind(provider_message_id)
         .bind(error)
-        .bind(millis(now))
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() != 1 {
+        .bind(millis(now));
+        if !carries_digest {
+            // One statement on the hot path: no transaction needed.
+            let done = finish.execute(self.db.write()).await?;
+            return Ok(done.rows_affected() == 1);
+        }
+        let mut tx = self.db.write().begin().await?;
+        if finish.execute(&mut *tx).await?.rows_affected() != 1 {
             return Ok(false);
         }
         move_members(&mut tx, id, state, now).await?;
@@ -310,23 +317,29 @@ impl Store {
         .bind(millis(receipt.at))
         .execute(&mut *tx)
         .await?;
+        // The delivery and, if it carries a digest, the digest's members, in
+        // one statement: receipts are the hot path.
+        let reachable = state_list(receipt.state.reachable_from());
         let sql = format!(
             "UPDATE deliveries SET state = $2, \
                provider_message_id = COALESCE($3, provider_message_id), \
                last_error = COALESCE($4, last_error), updated_at = $5 \
-             WHERE id = $1 AND state IN ({})",
-            state_list(receipt.state.reachable_from())
+             WHERE (id = $1 OR digest_id = $1) AND state IN ({reachable}) \
+             RETURNING id"
         );
+        let carrier = receipt.delivery_id.to_string();
         let moved = sqlx::query(&sql)
-            .bind(receipt.delivery_id.to_string())
+            .bind(carrier.as_str())
             .bind(receipt.state.as_str())
             .bind(receipt.provider_message_id.clone())
             .bind(receipt.reason.clone())
             .bind(millis(now))
-            .execute(&mut *tx)
+            .fetch_all(&mut *tx)
             .await?
-            .rows_affected()
-            == 1;
+            .iter()
+            .map(|row| row.try_get::<String, _>("id"))
+            .collect::<Result<Vec<_>, _>>()?
+            .contains(&carrier);
         if receipt.state == DeliveryState::Read {
             // Read (or opened): an escalation waiting on it is not needed.
             let escalation =
@@ -345,8 +358,6 @@ impl Store {
                     .await?;
             }
         }
-        // A digest's members follow the delivery that carries them.
-        move_members(&mut tx, receipt.delivery_id, receipt.state, now).await?;
         tx.commit().await?;
         Ok(moved)
     }

@@ -250,11 +250,27 @@ async fn a_delivery_is_claimed_by_one_worker_until_its_lease_ends(store: Store) 
         "an expired lease is taken over"
     );
     assert!(!store
-        .finish_delivery(id, "w1", DeliveryState::Sent, Some("m1"), None, later)
+        .finish_delivery(
+            id,
+            "w1",
+            DeliveryState::Sent,
+            Some("m1"),
+            None,
+            false,
+            later
+        )
         .await
         .unwrap());
     assert!(store
-        .finish_delivery(id, "w2", DeliveryState::Sent, Some("m2"), None, later)
+        .finish_delivery(
+            id,
+            "w2",
+            DeliveryState::Sent,
+            Some("m2"),
+            None,
+            false,
+            later
+        )
         .await
         .unwrap());
     assert_eq!(

@@ -601,7 +601,15 @@ async fn receipts_of_a_digest_carry_its_members_along_and_a_read_cancels_an_esca
         .unwrap();
     assert!(matches!(claimed, herald_store::Claim::Claimed { .. }));
     store
-        .finish_delivery(carrier.id, "w", DeliveryState::Sent, Some("m"), None, t0())
+        .finish_delivery(
+            carrier.id,
+            "w",
+            DeliveryState::Sent,
+            Some("m"),
+            None,
+            true,
+            t0(),
+        )
         .await
         .unwrap();
     store
@@ -666,7 +674,15 @@ async fn cancelling_withdraws_what_waits_and_keeps_what_was_sent(store: Store) {
         .await
         .unwrap();
     store
-        .finish_delivery(sent.id, "w", DeliveryState::Sent, Some("m"), None, t0())
+        .finish_delivery(
+            sent.id,
+            "w",
+            DeliveryState::Sent,
+            Some("m"),
+            None,
+            false,
+            t0(),
+        )
         .await
         .unwrap();
     let outbox_before = store.outbox_len().await.unwrap();
@@ -1087,7 +1103,15 @@ async fn a_read_while_the_inbox_write_is_being_recorded_still_cancels_the_escala
         .is_none());
     // The worker's late `sent` finds its claim gone and changes nothing.
     assert!(!store
-        .finish_delivery(d.id, "w", DeliveryState::Sent, Some("inbox"), None, t0())
+        .finish_delivery(
+            d.id,
+            "w",
+            DeliveryState::Sent,
+            Some("inbox"),
+            None,
+            false,
+            t0()
+        )
         .await
         .unwrap());
     assert_eq!(state_of(&store, d.id).await, DeliveryState::Read);

@@ -327,6 +327,7 @@ impl ChannelWorker {
                 outcome.state,
                 outcome.provider_message_id.as_deref(),
                 outcome.error.as_deref(),
+                job.digest,
                 now,
             )
             .await?;
