@@ -41,6 +41,7 @@ async fn create_topic(app: &TestApp, topic: &str) {
 }
 
 async fn a_topic_reaches_every_subscriber_once_through_a_crash_mid_expansion(backend: Backend) {
+    let _turn = crate::support::heavy_turn().await;
     let mut app = TestApp::spawn_with(Options {
         smtp: true,
         // A crashed process's timers and claims are taken over soon.

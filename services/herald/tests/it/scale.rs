@@ -29,6 +29,7 @@ async fn replica(settings: &BTreeMap<String, String>, role: Role, id: &str) -> R
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn replicated_services_deliver_5000_notifications_exactly_once_through_the_loss_of_a_replica()
 {
+    let _turn = crate::support::heavy_turn().await;
     let smtp = SmtpSink::start().await.unwrap();
     let settings = cluster_settings(&smtp, 5000).await;
     let config = Config::from_map(&settings).unwrap();
@@ -201,10 +202,11 @@ fn quick_digest_templates() -> tempfile::TempDir {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn deferrals_digests_and_a_topic_survive_every_router_replica_being_killed_once() {
-    const USERS: usize = 1000;
-    const SCHEDULED: usize = 400;
+    const USERS: usize = 600;
+    const SCHEDULED: usize = 300;
     const COMMENTERS: usize = 5;
-    const POSTS: usize = 100;
+    const POSTS: usize = 60;
+    let _turn = crate::support::heavy_turn().await;
     let smtp = SmtpSink::start().await.unwrap();
     let templates = quick_digest_templates();
     let mut settings = cluster_settings(&smtp, 5000).await;
@@ -305,10 +307,10 @@ async fn deferrals_digests_and_a_topic_survive_every_router_replica_being_killed
             }
         }
     };
-    wait_for(200).await;
+    wait_for(150).await;
     router_1.take().unwrap().abort().await;
     let router_3 = replica(&settings, Role::Router, "router-3").await;
-    wait_for(700).await;
+    wait_for(500).await;
     router_2.take().unwrap().abort().await;
     let killed_at = smtp.count();
 
@@ -378,6 +380,10 @@ async fn deferrals_digests_and_a_topic_survive_every_router_replica_being_killed
         .flat_map(|m| m.rcpt_to.clone())
         .collect();
     assert_eq!(subscribers.len(), USERS, "the topic reached everyone once");
+    assert!(
+        killed_at < expected_singles,
+        "the second router died mid-run"
+    );
 
     router_3.stop().await;
     worker.stop().await;

@@ -14,6 +14,15 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
+/// The heaviest tests (thousands of records through the shared broker) take
+/// turns: two at once overload the test broker until its producers time out.
+static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Holds the heavy-test turn until dropped.
+pub async fn heavy_turn() -> tokio::sync::MutexGuard<'static, ()> {
+    HEAVY.lock().await
+}
+
 /// Generous: a restarted service rejoins its consumer groups, which tansu can
 /// hold for several session timeouts when the machine is busy.
 pub const WAIT: Duration = Duration::from_secs(60);
