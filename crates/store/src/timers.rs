@@ -127,6 +127,44 @@ fn timer_from_row(row: &sqlx::any::AnyRow) -> Result<Timer, StoreError> {
     })
 }
 
+/// What inserting a timer does to one that exists with its id.
+enum OnConflict {
+    /// Move it (and clear its lease).
+    Move,
+    /// Leave it.
+    Keep,
+}
+
+/// Inserts a timer; returns whether a row was written.
+async fn insert_timer(
+    conn: &mut sqlx::AnyConnection,
+    timer: &NewTimer,
+    now: DateTime<Utc>,
+    on_conflict: OnConflict,
+) -> Result<bool, StoreError> {
+    let conflict = match on_conflict {
+        OnConflict::Move => {
+            "DO UPDATE SET due_at = excluded.due_at, payload = excluded.payload, \
+             lease_token = NULL, lease_until = 0"
+        }
+        OnConflict::Keep => "DO NOTHING",
+    };
+    let sql = format!(
+        "INSERT INTO timers (id, kind, subject, due_at, payload, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) {conflict}"
+    );
+    let done = sqlx::query(&sql)
+        .bind(timer.id())
+        .bind(timer.kind.as_str())
+        .bind(timer.subject.as_str())
+        .bind(millis(timer.due_at))
+        .bind(timer.payload.as_str())
+        .bind(millis(now))
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 /// Sets (or moves) a timer inside `tx`. Moving one clears its lease, so the
 /// runner that holds it does not delete it when it finishes.
 pub(crate) async fn schedule(
@@ -134,20 +172,7 @@ pub(crate) async fn schedule(
     timer: &NewTimer,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO timers (id, kind, subject, due_at, payload, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6) \
-         ON CONFLICT (id) DO UPDATE SET due_at = excluded.due_at, payload = excluded.payload, \
-           lease_token = NULL, lease_until = 0",
-    )
-    .bind(timer.id())
-    .bind(timer.kind.as_str())
-    .bind(timer.subject.as_str())
-    .bind(millis(timer.due_at))
-    .bind(timer.payload.as_str())
-    .bind(millis(now))
-    .execute(&mut **tx)
-    .await?;
+    insert_timer(tx, timer, now, OnConflict::Move).await?;
     Ok(())
 }
 
@@ -183,19 +208,8 @@ impl Store {
         timer: &NewTimer,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "INSERT INTO timers (id, kind, subject, due_at, payload, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(timer.id())
-        .bind(timer.kind.as_str())
-        .bind(timer.subject.as_str())
-        .bind(millis(timer.due_at))
-        .bind(timer.payload.as_str())
-        .bind(millis(now))
-        .execute(self.db.write())
-        .await?;
-        Ok(done.rows_affected() == 1)
+        let mut conn = self.db.write().acquire().await?;
+        insert_timer(&mut conn, timer, now, OnConflict::Keep).await
     }
 
     /// Moves a leased timer on: it fires again at `due_at` with `payload`

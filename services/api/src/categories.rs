@@ -115,12 +115,7 @@ pub async fn put(
         .store
         .put_category(&name, &policy, state.clock.now())
         .await?;
-    let status = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
-    Ok((status, Json(record.into())))
+    Ok(crate::extract::put_answer(created, record.into()))
 }
 
 #[utoipa::path(

@@ -105,3 +105,14 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
 pub fn user_id(raw: String) -> Result<UserId, ApiError> {
     UserId::parse(raw).map_err(|e| ApiError::bad_request("invalid_user_id", e.to_string()))
 }
+
+/// The answer to a `PUT` that creates or replaces: 201 with the new record,
+/// or 200 with the replaced one.
+pub fn put_answer<T>(created: bool, body: T) -> (StatusCode, axum::Json<T>) {
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    (status, axum::Json(body))
+}

@@ -133,12 +133,7 @@ pub async fn put(
         .get_topic(&name)
         .await?
         .ok_or_else(|| no_topic(&name))?;
-    let status = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
-    Ok((status, Json(record.into())))
+    Ok(crate::extract::put_answer(created, record.into()))
 }
 
 #[utoipa::path(

@@ -49,12 +49,7 @@ pub async fn put_user(
         .store
         .put_user(&id, &profile, state.clock.now())
         .await?;
-    let status = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
-    Ok((status, Json(record.into())))
+    Ok(crate::extract::put_answer(created, record.into()))
 }
 
 #[utoipa::path(
