@@ -87,15 +87,16 @@ impl Store {
     }
 
     /// Adds and removes subscribers in one transaction; adding one twice or
-    /// removing one who is not subscribed changes nothing. The caller checks
-    /// the users exist.
+    /// removing one who is not subscribed changes nothing. `None`, and no
+    /// change, if the topic or one of the users to add does not exist (the
+    /// caller checks first; this covers one deleted in between).
     pub async fn change_subscribers(
         &self,
         topic: &TopicName,
         add: &[UserId],
         remove: &[UserId],
         now: DateTime<Utc>,
-    ) -> Result<SubscriberChange, StoreError> {
+    ) -> Result<Option<SubscriberChange>, StoreError> {
         let mut change = SubscriberChange::default();
         let mut tx = self.db.write().begin().await?;
         // Three values a row keeps every statement under the drivers' limits.
@@ -115,7 +116,11 @@ impl Store {
                     .bind(user.as_str())
                     .bind(millis(now));
             }
-            change.added += query.execute(&mut *tx).await?.rows_affected();
+            change.added += match query.execute(&mut *tx).await {
+                Ok(done) => done.rows_affected(),
+                Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => return Ok(None),
+                Err(e) => return Err(e.into()),
+            };
         }
         for chunk in remove.chunks(500) {
             let sql = format!(
@@ -134,7 +139,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(change)
+        Ok(Some(change))
     }
 
     /// Up to `limit` subscribers after `after`, in user-id order.

@@ -226,6 +226,9 @@ pub async fn change_subscribers(
         .store
         .change_subscribers(&name, &body.add, &body.remove, state.clock.now())
         .await?;
+    let Some(change) = change else {
+        return Err(no_topic(&name));
+    };
     let subscribers = state
         .store
         .get_topic(&name)
