@@ -57,12 +57,14 @@ impl Notice {
             request.channels.as_deref(),
         )
         .map_err(|e| RouteError::Poison(e.to_string()))?;
-        let escalate = template.escalate.filter(|e| channels.contains(&e.from));
+        // A request that names its channels gets exactly those, at once: an
+        // escalation holds a channel back only when the template chooses.
+        let escalate = template
+            .escalate
+            .filter(|e| request.channels.is_none() && channels.contains(&e.from));
         if let Some(escalation) = &escalate {
             // The second channel waits for the first to go unread.
-            if request.channels.is_none() {
-                channels.retain(|c| *c != escalation.to);
-            }
+            channels.retain(|c| *c != escalation.to);
         }
         let category = request
             .category
@@ -83,7 +85,7 @@ impl Notice {
             origin,
             digest_window: template.digest.map(|d| d.window),
             digestible: template.digestible,
-            escalate: escalate.filter(|e| !channels_requested(&event, e.to)),
+            escalate,
             event,
         })
     }
@@ -137,14 +139,4 @@ impl Notice {
     pub fn template(&self) -> &herald_domain::TemplateName {
         &self.event.request.template
     }
-}
-
-/// Did the request name this channel itself? Then it is sent at once, not
-/// held back as an escalation.
-fn channels_requested(event: &NotificationEvent, channel: Channel) -> bool {
-    event
-        .request
-        .channels
-        .as_ref()
-        .is_some_and(|c| c.contains(&channel))
 }

@@ -389,7 +389,12 @@ async fn an_unread_alert_escalates_to_email_and_a_read_one_does_not(backend: Bac
         "params": {"name": "Ada", "device": "Firefox", "location": "Lyon", "time": "12:00",
         "secure_url": "https://example.com/s"}});
     let read = app.send(alert.clone()).await;
-    let unread = app.send(alert).await;
+    let unread = app.send(alert.clone()).await;
+    // Naming the channels asks for exactly those: nothing is held back to escalate.
+    let mut in_app_only = alert;
+    in_app_only["channels"] = json!(["in_app"]);
+    let restricted = app.send(in_app_only).await;
+    delivery_in(&app, &restricted, "ada", "in_app", "sent").await;
     let read_in_app = delivery_in(&app, &read, "ada", "in_app", "sent").await;
     delivery_in(&app, &unread, "ada", "in_app", "sent").await;
     // Only the first channel goes now (push has no device: suppressed).
@@ -437,16 +442,18 @@ async fn an_unread_alert_escalates_to_email_and_a_read_one_does_not(backend: Bac
     let n = app.notification(&unread).await;
     assert!(rules(user_delivery(&n, "ada", "in_app"))
         .contains(&("escalation".into(), "escalated".into())));
-    // The read one never escalates.
-    let n = app.notification(&read).await;
-    assert!(
-        n["deliveries"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|d| d["channel"] != "email"),
-        "{n:#}"
-    );
+    // The read one never escalates, nor the one restricted to in-app.
+    for id in [&read, &restricted] {
+        let n = app.notification(id).await;
+        assert!(
+            n["deliveries"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|d| d["channel"] != "email"),
+            "{n:#}"
+        );
+    }
 }
 
 async fn a_delivery_deferred_overnight_is_decided_again_in_the_morning(backend: Backend) {
