@@ -157,6 +157,11 @@ impl TimeZoneName {
         // The constructor only admits names chrono-tz knows.
         chrono_tz::Tz::from_str(&self.0).unwrap_or(chrono_tz::UTC)
     }
+
+    /// A user's zone: theirs, or UTC when they have none.
+    pub fn or_utc(zone: Option<&TimeZoneName>) -> chrono_tz::Tz {
+        zone.map_or(chrono_tz::UTC, TimeZoneName::tz)
+    }
 }
 string_newtype_impls!(TimeZoneName);
 

@@ -15,9 +15,7 @@ use sqlx::Row;
 
 use crate::deliveries::{encode_trace, insert_delivery, move_members};
 use crate::timers::{schedule, NewTimer};
-use crate::{
-    from_millis, millis, placeholders, DeliveryRecord, Dialect, NewDelivery, Store, StoreError,
-};
+use crate::{from_millis, millis, placeholders, Dialect, NewDelivery, Store, StoreError};
 
 /// One decision to record.
 #[derive(Debug, Clone)]
@@ -238,11 +236,6 @@ impl DecisionTx {
         }
         self.side_effects(decided, false, now).await?;
         Ok(true)
-    }
-
-    /// A delivery as this transaction sees it.
-    pub async fn delivery(&mut self, id: DeliveryId) -> Result<Option<DeliveryRecord>, StoreError> {
-        crate::deliveries::fetch_delivery(&mut self.tx, id).await
     }
 
     /// Timers, the cap slot and a carrier's members. A `fresh` delivery

@@ -342,20 +342,11 @@ impl Store {
             .contains(&carrier);
         if receipt.state == DeliveryState::Read {
             // Read (or opened): an escalation waiting on it is not needed.
-            let escalation =
-                timers::timer_id(TimerKind::Escalate, &receipt.delivery_id.to_string());
-            let cancelled = sqlx::query("DELETE FROM timers WHERE id = $1")
-                .bind(escalation)
-                .execute(&mut *tx)
-                .await?;
-            if cancelled.rows_affected() == 1 {
+            let delivery = receipt.delivery_id.to_string();
+            if timers::cancel(&mut tx, TimerKind::Escalate, &delivery).await? {
                 let step = TraceStep::new(Rule::Escalation, Outcome::Cancelled, now)
                     .because(receipt.reason.clone().unwrap_or_else(|| "read".into()));
-                sqlx::query("UPDATE deliveries SET trace = trace || $2 WHERE id = $1")
-                    .bind(receipt.delivery_id.to_string())
-                    .bind(encode_trace(std::slice::from_ref(&step))?)
-                    .execute(&mut *tx)
-                    .await?;
+                append_trace(&mut tx, receipt.delivery_id, std::slice::from_ref(&step)).await?;
             }
         }
         tx.commit().await?;
@@ -368,12 +359,8 @@ impl Store {
         id: DeliveryId,
         steps: &[TraceStep],
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE deliveries SET trace = trace || $2 WHERE id = $1")
-            .bind(id.to_string())
-            .bind(encode_trace(steps)?)
-            .execute(self.db.write())
-            .await?;
-        Ok(())
+        let mut conn = self.db.write().acquire().await?;
+        append_trace(&mut conn, id, steps).await
     }
 
     pub async fn get_delivery(&self, id: DeliveryId) -> Result<Option<DeliveryRecord>, StoreError> {
@@ -442,6 +429,20 @@ pub(crate) async fn move_members(
     Ok(())
 }
 
+/// Appends steps to a delivery's trace: a string concatenation in place.
+async fn append_trace(
+    conn: &mut sqlx::AnyConnection,
+    id: DeliveryId,
+    steps: &[TraceStep],
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE deliveries SET trace = trace || $2 WHERE id = $1")
+        .bind(id.to_string())
+        .bind(encode_trace(steps)?)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 /// Inserts deliveries that do not exist yet, inside `tx`.
 pub(crate) async fn insert_deliveries(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
@@ -478,17 +479,4 @@ pub(crate) async fn insert_delivery(
     .execute(&mut **tx)
     .await?;
     Ok(done.rows_affected() == 1)
-}
-
-/// One delivery, read inside `tx`.
-pub(crate) async fn fetch_delivery(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    id: DeliveryId,
-) -> Result<Option<DeliveryRecord>, StoreError> {
-    let sql = format!("SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE id = $1");
-    let row = sqlx::query(&sql)
-        .bind(id.to_string())
-        .fetch_optional(&mut **tx)
-        .await?;
-    row.as_ref().map(delivery_from_row).transpose()
 }

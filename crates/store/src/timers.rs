@@ -176,17 +176,17 @@ pub(crate) async fn schedule(
     Ok(())
 }
 
-/// Removes a timer inside `tx`, whoever holds it.
+/// Removes a timer inside `tx`, whoever holds it; returns whether there was one.
 pub(crate) async fn cancel(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     kind: TimerKind,
     subject: &str,
-) -> Result<(), StoreError> {
-    sqlx::query("DELETE FROM timers WHERE id = $1")
+) -> Result<bool, StoreError> {
+    let done = sqlx::query("DELETE FROM timers WHERE id = $1")
         .bind(timer_id(kind, subject))
         .execute(&mut **tx)
         .await?;
-    Ok(())
+    Ok(done.rows_affected() == 1)
 }
 
 impl Store {

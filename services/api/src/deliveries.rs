@@ -4,19 +4,22 @@
 use axum::extract::State;
 use axum::Json;
 use herald_domain::{DeliveryId, DeliveryState, Receipt, SCHEMA_VERSION};
-use herald_store::OutboxMessage;
+use herald_store::{DeliveryRecord, OutboxMessage};
 use serde::Serialize;
 
 use crate::extract::ApiPath;
 use crate::model::DeliveryView;
 use crate::{ApiError, AppState};
 
-fn delivery_id(raw: &str) -> Result<DeliveryId, ApiError> {
-    DeliveryId::parse(raw).map_err(|e| ApiError::bad_request("invalid_id", e.to_string()))
-}
-
-fn no_delivery(id: DeliveryId) -> ApiError {
-    ApiError::not_found("delivery_not_found", format!("no delivery {id}"))
+/// The delivery a path names: 400 if it is not a delivery id, 404 if none.
+async fn load(state: &AppState, raw: &str) -> Result<DeliveryRecord, ApiError> {
+    let id =
+        DeliveryId::parse(raw).map_err(|e| ApiError::bad_request("invalid_id", e.to_string()))?;
+    state
+        .store
+        .get_delivery(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("delivery_not_found", format!("no delivery {id}")))
 }
 
 /// One delivery with its trace.
@@ -33,13 +36,7 @@ pub async fn get(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<DeliveryView>, ApiError> {
-    let id = delivery_id(&id)?;
-    let record = state
-        .store
-        .get_delivery(id)
-        .await?
-        .ok_or_else(|| no_delivery(id))?;
-    Ok(Json(record.into()))
+    Ok(Json(load(&state, &id).await?.into()))
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -65,12 +62,8 @@ pub async fn opened(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<OpenedView>, ApiError> {
-    let id = delivery_id(&id)?;
-    let record = state
-        .store
-        .get_delivery(id)
-        .await?
-        .ok_or_else(|| no_delivery(id))?;
+    let record = load(&state, &id).await?;
+    let id = record.id;
     match record.state {
         DeliveryState::Read => {}
         DeliveryState::Sent | DeliveryState::Delivered => {

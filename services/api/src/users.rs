@@ -7,7 +7,8 @@ use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, FixedOffset, Utc};
 use herald_domain::{
-    Category, Channel, DecidingRule, Device, DigestSchedule, Preferences, Priority, UserId,
+    Category, Channel, DecidingRule, Device, DigestSchedule, Preferences, Priority, TimeZoneName,
+    UserId,
 };
 use serde::{Deserialize, Serialize};
 
@@ -252,11 +253,7 @@ pub async fn effective_preferences(
         .await?
         .remove(&category)
         .unwrap_or_default();
-    let tz = user
-        .profile
-        .time_zone
-        .as_ref()
-        .map_or(chrono_tz::UTC, |z| z.tz());
+    let tz = TimeZoneName::or_utc(user.profile.time_zone.as_ref());
     let now = state.clock.now();
     let prefs = &user.preferences;
     let channels = Channel::ALL

@@ -15,7 +15,8 @@ use chrono::{DateTime, Utc};
 use herald_bus::{Bus, Topic};
 use herald_domain::{
     decide, Channel, DeliveryId, DeliveryJob, DeliveryState, DigestPlan, Outcome, Priority,
-    Receipt, RecipientProfile, Rule, Situation, TraceStep, UserId, Verdict, SCHEMA_VERSION,
+    Receipt, RecipientProfile, Rule, Situation, TimeZoneName, TraceStep, UserId, Verdict,
+    SCHEMA_VERSION,
 };
 use herald_store::{
     CapSlot, Decided, DecisionTx, DigestKind, NewDelivery, NewTimer, Store, TimerKind, UserRecord,
@@ -448,11 +449,7 @@ pub(crate) fn profile(user: &UserRecord, push_devices: usize) -> RecipientProfil
         has_phone: user.profile.phone.is_some(),
         push_devices,
         preferences: user.preferences.clone(),
-        time_zone: user
-            .profile
-            .time_zone
-            .as_ref()
-            .map_or(chrono_tz::UTC, |tz| tz.tz()),
+        time_zone: TimeZoneName::or_utc(user.profile.time_zone.as_ref()),
     }
 }
 

@@ -64,25 +64,32 @@ pub(crate) async fn sleeper(app: &TestApp, id: &str, zone: &str) {
 }
 
 pub(crate) async fn put_preferences(app: &TestApp, id: &str, preferences: Value) {
-    let (status, body) = app
-        .request(
-            reqwest::Method::PUT,
-            &format!("/v1/users/{id}/preferences"),
-            Some(preferences),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+    put_ok(
+        app,
+        &format!("/v1/users/{id}/preferences"),
+        preferences,
+        &[200],
+    )
+    .await;
 }
 
 pub(crate) async fn put_category(app: &TestApp, name: &str, policy: Value) {
-    let (status, body) = app
-        .request(
-            reqwest::Method::PUT,
-            &format!("/v1/admin/categories/{name}"),
-            Some(policy),
-        )
-        .await;
-    assert!(status == 200 || status == 201, "{status} {body}");
+    put_ok(
+        app,
+        &format!("/v1/admin/categories/{name}"),
+        policy,
+        &[200, 201],
+    )
+    .await;
+}
+
+/// A `PUT` that must answer one of `expected`.
+async fn put_ok(app: &TestApp, path: &str, body: Value, expected: &[u16]) {
+    let (status, answer) = app.request(reqwest::Method::PUT, path, Some(body)).await;
+    assert!(
+        expected.contains(&status.as_u16()),
+        "{path}: {status} {answer}"
+    );
 }
 
 pub(crate) fn welcome_to(users: &[&str], channels: &[&str]) -> Value {
