@@ -2,7 +2,7 @@ use std::time::Duration;
 
 use thiserror::Error;
 
-#[derive(Debug, Clone, PartialEq, Error)]
+#[derive(Debug, Error)]
 pub enum ProviderError {
     /// Might work later: a timeout, a 4xx SMTP reply, a 429 or 5xx HTTP answer.
     #[error("temporary failure: {reason}")]
@@ -19,6 +19,11 @@ pub enum ProviderError {
         provider: &'static str,
         what: String,
     },
+    /// Herald's own store failed, not a provider (the in-app inbox writes
+    /// there): the worker tries the whole job again rather than counting
+    /// an attempt.
+    #[error(transparent)]
+    Store(#[from] herald_store::StoreError),
 }
 
 impl ProviderError {
@@ -36,7 +41,11 @@ impl ProviderError {
     }
 
     pub fn is_transient(&self) -> bool {
-        matches!(self, ProviderError::Transient { .. })
+        match self {
+            ProviderError::Transient { .. } => true,
+            ProviderError::Store(e) => e.is_retriable(),
+            ProviderError::Permanent { .. } | ProviderError::Unsupported { .. } => false,
+        }
     }
 
     pub fn retry_after(&self) -> Option<Duration> {

@@ -243,7 +243,7 @@ pub async fn start_with_clock(
             store.clone(),
             bus.clone(),
             templates.clone(),
-            provider_for(&config, channel)?,
+            Some(provider_for(&config, channel, &store, &clock)?),
             claims.clone(),
             limiter.clone(),
             clock.clone(),

@@ -1,14 +1,15 @@
 //! The stateful parts and the providers, picked from configuration: the one
 //! place that chooses SQLite or PostgreSQL, the embedded bus or Kafka,
-//! in-process or Redis claims and limits, the file sink or SMTP.
+//! in-process or Redis claims and limits, the file sink or SMTP, and the
+//! inbox for in-app messages.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
 use herald_bus::{Bus, EmbeddedBus, EmbeddedConfig, KafkaBus, KafkaConfig, Topics};
-use herald_domain::Channel;
-use herald_providers::{EmailIdentity, FileSink, Provider, SmtpProvider};
+use herald_domain::{Channel, Clock};
+use herald_providers::{EmailIdentity, FileSink, InboxProvider, Provider, SmtpProvider};
 use herald_store::{Db, Dialect, Store};
 use herald_workers::{
     ClaimCache, LocalClaimCache, LocalRateLimiter, RateLimiter, RedisClaimCache, RedisLink,
@@ -113,12 +114,14 @@ impl Backends {
     }
 }
 
-/// The provider for a channel: SMTP for e-mail when configured, the file
-/// sink otherwise; none for in-app, which writes the inbox itself.
+/// The provider for a channel: the inbox (in `store`) for in-app, SMTP for
+/// e-mail when configured, the file sink otherwise.
 pub(crate) fn provider_for(
     config: &Config,
     channel: Channel,
-) -> anyhow::Result<Option<Arc<dyn Provider>>> {
+    store: &Store,
+    clock: &Arc<dyn Clock>,
+) -> anyhow::Result<Arc<dyn Provider>> {
     let identity = EmailIdentity::parse(&config.email_from).context("HERALD_EMAIL_FROM")?;
     let sink = || {
         Arc::new(FileSink::new(
@@ -127,14 +130,14 @@ pub(crate) fn provider_for(
         ))
     };
     Ok(match channel {
-        Channel::InApp => None,
+        Channel::InApp => Arc::new(InboxProvider::new(store.clone(), clock.clone())),
         Channel::Email => match &config.smtp_url {
-            Some(url) => Some(Arc::new(
+            Some(url) => Arc::new(
                 SmtpProvider::from_url(url, identity.clone(), Duration::from_secs(30))
                     .context("HERALD_SMTP_URL")?,
-            )),
-            None => Some(sink()),
+            ),
+            None => sink(),
         },
-        Channel::Push | Channel::Sms => Some(sink()),
+        Channel::Push | Channel::Sms => sink(),
     })
 }

@@ -1,5 +1,6 @@
 //! Where each channel reaches a user: the address it picks from the user's
-//! profile (e-mail, phone number) or their registered push devices.
+//! profile (e-mail, phone number), their registered push devices, or their
+//! in-app inbox.
 //!
 //! It is looked up at send time, not taken from the job: the user's details
 //! may have changed since the router looked. A user with no address on this
@@ -40,7 +41,9 @@ impl ChannelWorker {
                     Ok(Recipient::Push { devices })
                 }
             }
-            Channel::InApp => Err("in-app messages have no address".into()),
+            Channel::InApp => Ok(Recipient::InApp {
+                user_id: user.id.clone(),
+            }),
         })
     }
 }

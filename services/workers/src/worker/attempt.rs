@@ -3,14 +3,15 @@
 //!
 //! What the attempt came to is an [`Attempt`], not yet recorded: the caller
 //! decides whether it is final or waits on a retry. A failure on the
-//! provider's side is an `Attempt`; a failure of Herald's own store is an
-//! error, so the whole job is tried again.
+//! provider's side is an `Attempt`; a failure of Herald's own store (also
+//! when the in-app inbox provider writes to it) is an error, so the whole
+//! job is tried again.
 
 use std::time::Duration;
 
-use herald_domain::{Channel, DeliveryJob, DeliveryState};
+use herald_domain::{DeliveryJob, DeliveryState};
 use herald_providers::{Outbound, ProviderError};
-use herald_store::{NewInboxItem, UserRecord};
+use herald_store::UserRecord;
 use herald_templates::{Rendered, TemplateError};
 use serde_json::{Map, Value};
 
@@ -65,9 +66,6 @@ impl ChannelWorker {
             Ok(content) => content,
             Err(e) => return Ok(Attempt::failed(format!("template: {e}"))),
         };
-        if self.channel == Channel::InApp {
-            return self.write_inbox(job, content).await;
-        }
         let to = match self.recipient(user).await? {
             Ok(to) => to,
             Err(reason) => return Ok(Attempt::failed(reason)),
@@ -81,6 +79,8 @@ impl ChannelWorker {
         self.limiter.acquire(self.channel.as_str()).await;
         let outbound = Outbound {
             delivery_id: job.delivery_id,
+            notification_id: job.notification_id,
+            category: job.category.clone(),
             channel: job.channel,
             to,
             content,
@@ -102,6 +102,7 @@ impl ChannelWorker {
                     .await;
                 Attempt::sent(accepted.provider_message_id)
             }
+            Err(ProviderError::Store(e)) => return Err(e.into()),
             Err(e) => Attempt::from_provider_error(e),
         })
     }
@@ -134,25 +135,5 @@ impl ChannelWorker {
             .map_or(items.len(), |n| usize::try_from(n).unwrap_or(usize::MAX));
         self.templates
             .render_digest_of(&job.template, job.channel, locale, &items, count)
-    }
-
-    async fn write_inbox(
-        &self,
-        job: &DeliveryJob,
-        content: Rendered,
-    ) -> Result<Attempt, WorkerError> {
-        let Rendered::InApp { title, body } = content else {
-            return Ok(Attempt::failed("the template rendered no in-app message"));
-        };
-        let item = NewInboxItem {
-            id: job.delivery_id,
-            user_id: job.user_id.clone(),
-            notification_id: job.notification_id,
-            category: job.category.clone(),
-            title,
-            body,
-        };
-        self.store.insert_inbox(&item, self.clock.now()).await?;
-        Ok(Attempt::sent(format!("inbox:{}", job.delivery_id)))
     }
 }

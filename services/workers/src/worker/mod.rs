@@ -84,7 +84,7 @@ pub struct ChannelWorker {
     store: Store,
     bus: Arc<dyn Bus>,
     templates: TemplateStore,
-    /// `None` for the in-app channel, which writes to the inbox.
+    /// `None` when no provider is configured: every send fails, saying so.
     provider: Option<Arc<dyn Provider>>,
     claims: Arc<dyn ClaimCache>,
     limiter: Arc<dyn RateLimiter>,
