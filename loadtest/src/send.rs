@@ -255,11 +255,10 @@ pub async fn over_kafka(brokers: &str, topic: &str, load: Load<'_>) -> anyhow::R
         .set("bootstrap.servers", brokers)
         .set("enable.idempotence", "true")
         .set("acks", "all")
+        // Batched as any outside producer would; Herald's consumers rewind
+        // on assignment, so a broker that skips to the next batch on a
+        // mid-batch fetch loses nothing (KafkaConfig::resume_window).
         .set("linger.ms", "5")
-        // One record per batch: tansu 0.6 answers a fetch from inside a
-        // batch with the next batch, so consumers resuming mid-batch would
-        // skip events (see KafkaConfig::batch_messages in herald-bus).
-        .set("batch.num.messages", "1")
         .set("message.timeout.ms", "30000")
         .create()
         .context("creating a Kafka producer")?;

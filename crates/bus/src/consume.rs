@@ -1,9 +1,11 @@
-//! The loop every consuming service runs: receive, handle with bounded
-//! concurrency, acknowledge once the effect is durable, dead-letter poison.
+//! The loop every consuming service runs: receive in batches, handle with
+//! bounded concurrency, acknowledge once the effects are durable,
+//! dead-letter poison.
 //!
-//! A service supplies only the step ([`Handler::handle`]); this loop owns
-//! concurrency, retries of retriable failures, the DLQ and shutdown. Tests
-//! drive the step directly.
+//! A service supplies only the step ([`Handler::handle`], and where it can
+//! do a batch's work in fewer round trips, [`Handler::handle_batch`]); this
+//! loop owns batching, concurrency, retries of retriable failures, the DLQ
+//! and shutdown. Tests drive the step directly.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -28,6 +30,22 @@ pub enum HandleError {
 #[async_trait]
 pub trait Handler: Send + Sync + 'static {
     async fn handle(&self, record: &Record) -> Result<(), HandleError>;
+
+    /// Handles a batch; one result per record, in order. The default
+    /// handles the records concurrently, one by one.
+    async fn handle_batch(&self, records: &[Record]) -> Vec<Result<(), HandleError>> {
+        futures::future::join_all(records.iter().map(|record| self.handle(record))).await
+    }
+
+    /// The most records [`consume`] hands to [`Handler::handle_batch`] at
+    /// once. 1 (the default) for a handler that does a record's work on its
+    /// own: each record then holds its own slot and is acknowledged as soon
+    /// as it is done, so one slow record (a send waiting out another
+    /// worker's claim) holds back nothing else. A handler that does a
+    /// batch's work together (one transaction) says how many it takes.
+    fn max_batch(&self) -> usize {
+        1
+    }
 }
 
 /// What one consuming stage of this process has done, for operators and
@@ -56,6 +74,10 @@ pub struct ConsumeOptions {
     pub group: String,
     /// Records handled at once.
     pub concurrency: usize,
+    /// Records handed to the handler together at most (and never more than
+    /// [`Handler::max_batch`]). A batch takes what is already waiting; it
+    /// never waits to fill.
+    pub batch: usize,
     /// First and longest wait between retries of a record that failed retriably.
     pub retry_initial: Duration,
     pub retry_max: Duration,
@@ -68,6 +90,7 @@ impl ConsumeOptions {
             stage: stage.into(),
             group: group.into(),
             concurrency: concurrency.max(1),
+            batch: 64,
             retry_initial: Duration::from_millis(100),
             retry_max: Duration::from_secs(10),
             stats: Arc::default(),
@@ -88,18 +111,23 @@ pub async fn consume(
     let mut consumer = bus.subscribe(&topic, &options.group).await?;
     let permits = Arc::new(Semaphore::new(options.concurrency));
     let mut in_flight = JoinSet::new();
-    tracing::info!(topic = %topic, stage = %options.stage, concurrency = options.concurrency, "consuming");
+    tracing::info!(topic = %topic, stage = %options.stage, concurrency = options.concurrency, batch = options.batch, "consuming");
     loop {
-        let permit = tokio::select! {
+        // One free slot is enough to take a record; a batch takes as many
+        // records as there are free slots, up to the batch size.
+        let first = tokio::select! {
             _ = shutdown.cancelled() => break,
             permit = permits.clone().acquire_owned() => permit.map_err(|_| BusError::Closed)?,
         };
-        let record = tokio::select! {
+        let room = 1 + permits
+            .available_permits()
+            .min(options.batch.min(handler.max_batch()).max(1) - 1);
+        let records = tokio::select! {
             _ = shutdown.cancelled() => break,
-            record = consumer.recv() => record,
+            records = consumer.recv_batch(room) => records,
         };
-        let record = match record {
-            Ok(record) => record,
+        let records = match records {
+            Ok(records) => records,
             Err(e) => {
                 tracing::warn!(topic = %topic, error = %e, "receive failed; retrying");
                 tokio::select! {
@@ -108,6 +136,15 @@ pub async fn consume(
                 }
             }
         };
+        let mut permit = first;
+        if records.len() > 1 {
+            // Only this loop takes permits, so the free ones are still free.
+            let more = u32::try_from(records.len() - 1).unwrap_or(u32::MAX);
+            match permits.clone().try_acquire_many_owned(more) {
+                Ok(more) => permit.merge(more),
+                Err(_) => return Err(BusError::Closed),
+            }
+        }
         let (bus, handler, options, shutdown) = (
             bus.clone(),
             handler.clone(),
@@ -115,7 +152,7 @@ pub async fn consume(
             shutdown.clone(),
         );
         in_flight.spawn(async move {
-            handle_one(bus.as_ref(), handler.as_ref(), &options, record, &shutdown).await;
+            handle_batch(bus.as_ref(), handler.as_ref(), &options, records, &shutdown).await;
             drop(permit);
         });
         // Reap finished tasks so the set does not grow without bound.
@@ -127,33 +164,101 @@ pub async fn consume(
     Ok(())
 }
 
+fn count(options: &ConsumeOptions, result: &Result<(), HandleError>) {
+    let label = match result {
+        Ok(()) => "ok",
+        Err(HandleError::Poison(_)) => "poison",
+        Err(HandleError::Retry(_)) => "retry",
+    };
+    metrics::counter!(herald_telemetry::RECORDS_CONSUMED, "stage" => options.stage.clone(), "result" => label)
+        .increment(1);
+}
+
+/// Handles a batch at once, acknowledges together what it finished, and
+/// takes what failed retriably through [`handle_one`]'s retries one by one.
+async fn handle_batch(
+    bus: &dyn Bus,
+    handler: &dyn Handler,
+    options: &ConsumeOptions,
+    records: Vec<Record>,
+    shutdown: &CancellationToken,
+) {
+    let results = if records.len() == 1 {
+        vec![handler.handle(&records[0]).await]
+    } else {
+        handler.handle_batch(&records).await
+    };
+    let mut finished = Vec::with_capacity(records.len());
+    let mut again = Vec::new();
+    let mut results = results.into_iter();
+    for record in records {
+        // A handler that answers for fewer records than it was given has a
+        // bug; what it did not answer for is handled again, one by one.
+        let result = results
+            .next()
+            .unwrap_or_else(|| Err(HandleError::Retry("no result from the batch".into())));
+        count(options, &result);
+        match result {
+            Ok(()) => finished.push(record),
+            Err(HandleError::Poison(reason)) => {
+                if poison(bus, options, &record, &reason).await {
+                    finished.push(record);
+                }
+            }
+            Err(HandleError::Retry(reason)) => again.push((record, reason)),
+        }
+    }
+    let done = finished.len() as u64;
+    if let Err(e) = crate::ack_all(finished).await {
+        tracing::warn!(error = %e, "acknowledgement failed; the records may be handled again");
+    }
+    options.stats.handled.fetch_add(done, Ordering::Relaxed);
+    let retries = again.into_iter().map(|(record, reason)| async move {
+        tracing::warn!(topic = %record.topic, key = %record.key, %reason, retry_in = ?options.retry_initial, "handling failed; will retry");
+        tokio::select! {
+            // Unacknowledged, the record comes back after a restart.
+            _ = shutdown.cancelled() => {}
+            _ = tokio::time::sleep(options.retry_initial) => {
+                handle_one(bus, handler, options, record, shutdown, options.retry_initial * 2).await;
+            }
+        }
+    });
+    futures::future::join_all(retries).await;
+}
+
+/// Dead-letters a poison record; false if the DLQ could not take it (the
+/// record is then left unacknowledged and handed out again).
+async fn poison(bus: &dyn Bus, options: &ConsumeOptions, record: &Record, reason: &str) -> bool {
+    tracing::warn!(topic = %record.topic, key = %record.key, stage = %options.stage, %reason, "dead-lettering");
+    if let Err(e) = dead_letter(bus, record, &options.stage, reason).await {
+        tracing::error!(error = %e, "cannot write to the DLQ; the record will be handed out again");
+        return false;
+    }
+    metrics::counter!(herald_telemetry::DEAD_LETTERS, "stage" => options.stage.clone())
+        .increment(1);
+    true
+}
+
+/// Handles one record until it is finished, waiting longer after each
+/// retriable failure, starting at `wait`.
 async fn handle_one(
     bus: &dyn Bus,
     handler: &dyn Handler,
     options: &ConsumeOptions,
     record: Record,
     shutdown: &CancellationToken,
+    mut wait: Duration,
 ) {
-    let mut wait = options.retry_initial;
+    wait = wait.min(options.retry_max);
     loop {
         let result = handler.handle(&record).await;
-        let label = match &result {
-            Ok(()) => "ok",
-            Err(HandleError::Poison(_)) => "poison",
-            Err(HandleError::Retry(_)) => "retry",
-        };
-        metrics::counter!(herald_telemetry::RECORDS_CONSUMED, "stage" => options.stage.clone(), "result" => label)
-            .increment(1);
+        count(options, &result);
         match result {
             Ok(()) => break,
             Err(HandleError::Poison(reason)) => {
-                tracing::warn!(topic = %record.topic, key = %record.key, stage = %options.stage, %reason, "dead-lettering");
-                if let Err(e) = dead_letter(bus, &record, &options.stage, &reason).await {
-                    tracing::error!(error = %e, "cannot write to the DLQ; the record will be handed out again");
+                if !poison(bus, options, &record, &reason).await {
                     return;
                 }
-                metrics::counter!(herald_telemetry::DEAD_LETTERS, "stage" => options.stage.clone())
-                    .increment(1);
                 break;
             }
             Err(HandleError::Retry(reason)) => {

@@ -16,7 +16,10 @@ use herald_store::{Db, Dialect};
 use sqlx::Row;
 use tokio::sync::Notify;
 
-use crate::{Acker, Bus, BusError, Consumer, Record, Topic, Topics};
+use crate::{Acker, Bus, BusError, Consumer, Position, Record, Topic, Topics};
+
+/// Rows deleted by one acknowledging statement at most.
+const ACK_CHUNK: usize = 500;
 
 #[derive(Debug, Clone)]
 pub struct EmbeddedConfig {
@@ -135,6 +138,9 @@ impl Bus for EmbeddedBus {
             topic: topic.name().to_owned(),
             waker: self.waker(topic.name()),
             buffer: VecDeque::new(),
+            acker: Arc::new(EmbeddedAcker {
+                db: self.db.clone(),
+            }),
         }))
     }
 
@@ -157,12 +163,18 @@ struct EmbeddedConsumer {
     topic: String,
     waker: Arc<Notify>,
     buffer: VecDeque<Record>,
+    acker: Arc<EmbeddedAcker>,
 }
 
 impl EmbeddedConsumer {
-    async fn lease_batch(&mut self) -> Result<(), BusError> {
+    async fn lease_batch(&mut self, at_least: usize) -> Result<(), BusError> {
         let now = Utc::now();
         let lease_until = now + self.bus.config.lease;
+        let limit = self
+            .bus
+            .config
+            .batch
+            .max(i64::try_from(at_least).unwrap_or(i64::MAX));
         let rows = sqlx::query(
             "UPDATE bus_messages SET lease_until = $1, deliveries = deliveries + 1 WHERE id IN \
                (SELECT id FROM bus_messages WHERE topic = $2 AND lease_until < $3 ORDER BY id LIMIT $4) \
@@ -171,49 +183,40 @@ impl EmbeddedConsumer {
         .bind(lease_until.timestamp_millis())
         .bind(self.topic.as_str())
         .bind(now.timestamp_millis())
-        .bind(self.bus.config.batch)
+        .bind(limit)
         .fetch_all(self.bus.db.write())
         .await?;
         let mut batch = Vec::with_capacity(rows.len());
         for row in rows {
             let id: i64 = row.try_get("id")?;
             let deliveries: i64 = row.try_get("deliveries")?;
-            let acker = EmbeddedAcker {
-                db: self.bus.db.clone(),
-                id,
-            };
-            batch.push((
-                id,
-                Record::new(
-                    self.topic.clone(),
-                    row.try_get("msg_key")?,
-                    row.try_get("payload")?,
-                    u32::try_from(deliveries).unwrap_or(u32::MAX),
-                    Box::new(acker),
-                ),
+            batch.push(Record::new(
+                self.topic.clone(),
+                row.try_get("msg_key")?,
+                row.try_get("payload")?,
+                u32::try_from(deliveries).unwrap_or(u32::MAX),
+                Position {
+                    partition: 0,
+                    offset: id,
+                },
+                self.acker.clone(),
             ));
         }
-        batch.sort_by_key(|(id, _)| *id);
-        self.buffer
-            .extend(batch.into_iter().map(|(_, record)| record));
+        batch.sort_by_key(|record| record.position);
+        self.buffer.extend(batch);
         Ok(())
     }
-}
 
-#[async_trait]
-impl Consumer for EmbeddedConsumer {
-    async fn recv(&mut self) -> Result<Record, BusError> {
-        loop {
-            if let Some(record) = self.buffer.pop_front() {
-                return Ok(record);
-            }
+    /// Waits until the buffer holds something, leasing at least `want`.
+    async fn fill(&mut self, want: usize) -> Result<(), BusError> {
+        while self.buffer.is_empty() {
             // Register for wake-ups before looking, so a publish that lands
             // between the look and the wait is not missed.
             let woken = self.waker.clone();
             let notified = woken.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            self.lease_batch().await?;
+            self.lease_batch(want).await?;
             if self.buffer.is_empty() {
                 tokio::select! {
                     _ = notified => {}
@@ -221,21 +224,42 @@ impl Consumer for EmbeddedConsumer {
                 }
             }
         }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Consumer for EmbeddedConsumer {
+    async fn recv(&mut self) -> Result<Record, BusError> {
+        self.fill(1).await?;
+        self.buffer.pop_front().ok_or(BusError::Closed)
+    }
+
+    async fn recv_batch(&mut self, max: usize) -> Result<Vec<Record>, BusError> {
+        self.fill(max).await?;
+        let take = max.clamp(1, self.buffer.len());
+        Ok(self.buffer.drain(..take).collect())
     }
 }
 
 struct EmbeddedAcker {
     db: Db,
-    id: i64,
 }
 
 #[async_trait]
 impl Acker for EmbeddedAcker {
-    async fn ack(&self) -> Result<(), BusError> {
-        sqlx::query("DELETE FROM bus_messages WHERE id = $1")
-            .bind(self.id)
-            .execute(self.db.write())
-            .await?;
+    async fn ack(&self, _topic: &str, positions: &[Position]) -> Result<(), BusError> {
+        for chunk in positions.chunks(ACK_CHUNK) {
+            let sql = format!(
+                "DELETE FROM bus_messages WHERE id IN ({})",
+                herald_store::placeholders(chunk.len())
+            );
+            let mut query = sqlx::query(&sql);
+            for position in chunk {
+                query = query.bind(position.offset);
+            }
+            query.execute(self.db.write()).await?;
+        }
         Ok(())
     }
 }

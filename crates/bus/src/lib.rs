@@ -15,6 +15,8 @@ mod error;
 mod kafka;
 mod topic;
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 
 pub use consume::{consume, dead_letter, ConsumeOptions, ConsumeStats, HandleError, Handler};
@@ -58,12 +60,28 @@ pub trait Bus: Send + Sync + 'static {
 pub trait Consumer: Send {
     /// Waits for the next record.
     async fn recv(&mut self) -> Result<Record, BusError>;
+
+    /// Waits for one record, then takes up to `max` in all of those already
+    /// at hand, without waiting for more: a record arriving alone is never
+    /// held back for a batch to fill.
+    async fn recv_batch(&mut self, max: usize) -> Result<Vec<Record>, BusError> {
+        let _ = max;
+        Ok(vec![self.recv().await?])
+    }
 }
 
-/// Acknowledges one record: its effect is durable, the bus may forget it.
+/// Where a record sits in its topic: enough for its consumer to forget it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Position {
+    pub partition: i32,
+    pub offset: i64,
+}
+
+/// Acknowledges records of one consumer: their effects are durable, the bus
+/// may forget them.
 #[async_trait]
 pub trait Acker: Send + Sync {
-    async fn ack(&self) -> Result<(), BusError>;
+    async fn ack(&self, topic: &str, positions: &[Position]) -> Result<(), BusError>;
 }
 
 /// One message received from a topic.
@@ -74,7 +92,8 @@ pub struct Record {
     /// How many times this record has been handed out, this time included
     /// (1 on the first delivery; always 1 where the bus cannot tell).
     pub delivery_count: u32,
-    acker: Box<dyn Acker>,
+    position: Position,
+    acker: Arc<dyn Acker>,
 }
 
 impl Record {
@@ -83,21 +102,43 @@ impl Record {
         key: String,
         payload: Vec<u8>,
         delivery_count: u32,
-        acker: Box<dyn Acker>,
+        position: Position,
+        acker: Arc<dyn Acker>,
     ) -> Self {
         Record {
             topic,
             key,
             payload,
             delivery_count,
+            position,
             acker,
         }
     }
 
     /// Acknowledges the record. Call it only once its effect is durable.
     pub async fn ack(self) -> Result<(), BusError> {
-        self.acker.ack().await
+        self.acker.ack(&self.topic, &[self.position]).await
     }
+}
+
+/// Acknowledges many records at once: one call per consumer and topic (for
+/// the embedded bus, one statement). Call it only once every effect is
+/// durable.
+pub async fn ack_all(records: Vec<Record>) -> Result<(), BusError> {
+    let mut groups: Vec<(Arc<dyn Acker>, String, Vec<Position>)> = Vec::new();
+    for record in records {
+        match groups
+            .iter_mut()
+            .find(|(acker, topic, _)| Arc::ptr_eq(acker, &record.acker) && *topic == record.topic)
+        {
+            Some((_, _, positions)) => positions.push(record.position),
+            None => groups.push((record.acker, record.topic, vec![record.position])),
+        }
+    }
+    for (acker, topic, positions) in groups {
+        acker.ack(&topic, &positions).await?;
+    }
+    Ok(())
 }
 
 impl std::fmt::Debug for Record {
@@ -107,6 +148,7 @@ impl std::fmt::Debug for Record {
             .field("key", &self.key)
             .field("bytes", &self.payload.len())
             .field("delivery_count", &self.delivery_count)
+            .field("position", &self.position)
             .finish()
     }
 }

@@ -62,7 +62,7 @@ impl Store {
 }
 
 /// `$1, $2, …, $n`, for an `IN (…)` list of `n` bound values.
-pub(crate) fn placeholders(n: usize) -> String {
+pub fn placeholders(n: usize) -> String {
     (1..=n)
         .map(|i| format!("${i}"))
         .collect::<Vec<_>>()

@@ -54,6 +54,7 @@ pub async fn kafka_bus(config: &Config, create_topics: bool) -> anyhow::Result<O
         session_timeout: config.kafka_session_timeout,
         partitions: config.kafka_partitions,
         batch_messages: config.kafka_batch_messages,
+        resume_window: config.kafka_resume_window,
         replication: config.kafka_replication,
         ..KafkaConfig::new(brokers.clone())
     };

@@ -41,6 +41,8 @@ pub struct Config {
     pub kafka_session_timeout: Duration,
     pub kafka_partitions: i32,
     pub kafka_batch_messages: u32,
+    /// Records re-read before the committed offset on assignment; 0: none.
+    pub kafka_resume_window: i64,
     pub kafka_replication: i32,
     pub receipts_concurrency: usize,
     /// Unset: claims and rate limits in this process.
@@ -90,6 +92,7 @@ pub const KEYS: &[&str] = &[
     "HERALD_KAFKA_SESSION_TIMEOUT_MS",
     "HERALD_KAFKA_PARTITIONS",
     "HERALD_KAFKA_BATCH_MESSAGES",
+    "HERALD_KAFKA_RESUME_WINDOW",
     "HERALD_KAFKA_REPLICATION",
     "HERALD_RECEIPTS_CONCURRENCY",
     "HERALD_REDIS_URL",
@@ -140,6 +143,32 @@ impl Config {
             "json" => LogFormat::Json,
             _ => return Err(invalid("HERALD_LOG_FORMAT", "expected text or json")),
         };
+        let kafka_batch_messages = positive(
+            "HERALD_KAFKA_BATCH_MESSAGES",
+            get("HERALD_KAFKA_BATCH_MESSAGES"),
+            1000u32,
+        )?;
+        let kafka_resume_window = parse::<i64>(
+            "HERALD_KAFKA_RESUME_WINDOW",
+            get("HERALD_KAFKA_RESUME_WINDOW"),
+        )?
+        .unwrap_or(10_000);
+        if kafka_resume_window < 0 {
+            return Err(invalid(
+                "HERALD_KAFKA_RESUME_WINDOW",
+                "must be 0 (no rewind) or more",
+            ));
+        }
+        if kafka_resume_window > 0 && i64::from(kafka_batch_messages) > kafka_resume_window {
+            return Err(invalid(
+                "HERALD_KAFKA_BATCH_MESSAGES",
+                format!(
+                    "{kafka_batch_messages} records per batch is more than \
+                     HERALD_KAFKA_RESUME_WINDOW ({kafka_resume_window}): a consumer resuming \
+                     inside such a batch on tansu could skip records"
+                ),
+            ));
+        }
         let config = Config {
             listen: parse("HERALD_LISTEN", get("HERALD_LISTEN"))?
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
@@ -200,11 +229,8 @@ impl Config {
                 get("HERALD_RECEIPTS_CONCURRENCY"),
                 16,
             )?,
-            kafka_batch_messages: positive(
-                "HERALD_KAFKA_BATCH_MESSAGES",
-                get("HERALD_KAFKA_BATCH_MESSAGES"),
-                1,
-            )?,
+            kafka_batch_messages,
+            kafka_resume_window,
             redis_url: get("HERALD_REDIS_URL").map(str::to_owned),
             redis_prefix: get("HERALD_REDIS_PREFIX").unwrap_or("herald:").to_owned(),
             api_keys: get("HERALD_API_KEYS").map(str::to_owned),
@@ -384,6 +410,32 @@ mod tests {
         ] {
             let err = config(&[(key, value)]).unwrap_err().to_string();
             assert!(err.starts_with(key), "{err}");
+        }
+    }
+
+    #[test]
+    fn kafka_batches_must_fit_the_resume_window_unless_it_is_off() {
+        let c = config(&[]).unwrap();
+        assert_eq!(
+            (c.kafka_batch_messages, c.kafka_resume_window),
+            (1000, 10_000)
+        );
+        for (batch, window, ok) in [
+            ("10000", "10000", true),
+            ("10001", "10000", false),
+            ("50000", "0", true),
+            ("1", "-1", false),
+        ] {
+            let result = config(&[
+                ("HERALD_KAFKA_BATCH_MESSAGES", batch),
+                ("HERALD_KAFKA_RESUME_WINDOW", window),
+            ]);
+            assert_eq!(
+                result.is_ok(),
+                ok,
+                "{batch} in {window}: {:?}",
+                result.err()
+            );
         }
     }
 
