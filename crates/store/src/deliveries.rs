@@ -299,55 +299,30 @@ impl Store {
     /// Records a receipt and moves its delivery forward if the receipt allows
     /// it. Applying the same receipt again changes nothing. Returns whether
     /// the delivery's state changed.
-    #[tracing::instrument(skip_all, fields(delivery = %receipt.delivery_id, state = %receipt.state))]
     pub async fn apply_receipt(
         &self,
         receipt: &Receipt,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
+        let moved = self
+            .apply_receipts(std::slice::from_ref(receipt), now)
+            .await?;
+        Ok(moved.first().copied().unwrap_or(false))
+    }
+
+    /// Applies receipts in order, in one transaction: what
+    /// [`Store::apply_receipt`] does for each, committed once. Returns, per
+    /// receipt, whether its delivery's state changed.
+    #[tracing::instrument(skip_all, fields(receipts = receipts.len()))]
+    pub async fn apply_receipts(
+        &self,
+        receipts: &[Receipt],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<bool>, StoreError> {
         let mut tx = self.db.write().begin().await?;
-        sqlx::query(
-            "INSERT INTO receipts (delivery_id, state, reason, provider_message_id, at) \
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (delivery_id, state) DO NOTHING",
-        )
-        .bind(receipt.delivery_id.to_string())
-        .bind(receipt.state.as_str())
-        .bind(receipt.reason.clone())
-        .bind(receipt.provider_message_id.clone())
-        .bind(millis(receipt.at))
-        .execute(&mut *tx)
-        .await?;
-        // The delivery and, if it carries a digest, the digest's members, in
-        // one statement: receipts are the hot path.
-        let reachable = state_list(receipt.state.reachable_from());
-        let sql = format!(
-            "UPDATE deliveries SET state = $2, \
-               provider_message_id = COALESCE($3, provider_message_id), \
-               last_error = COALESCE($4, last_error), updated_at = $5 \
-             WHERE (id = $1 OR digest_id = $1) AND state IN ({reachable}) \
-             RETURNING id"
-        );
-        let carrier = receipt.delivery_id.to_string();
-        let moved = sqlx::query(&sql)
-            .bind(carrier.as_str())
-            .bind(receipt.state.as_str())
-            .bind(receipt.provider_message_id.clone())
-            .bind(receipt.reason.clone())
-            .bind(millis(now))
-            .fetch_all(&mut *tx)
-            .await?
-            .iter()
-            .map(|row| row.try_get::<String, _>("id"))
-            .collect::<Result<Vec<_>, _>>()?
-            .contains(&carrier);
-        if receipt.state == DeliveryState::Read {
-            // Read (or opened): an escalation waiting on it is not needed.
-            let delivery = receipt.delivery_id.to_string();
-            if timers::cancel(&mut tx, TimerKind::Escalate, &delivery).await? {
-                let step = TraceStep::new(Rule::Escalation, Outcome::Cancelled, now)
-                    .because(receipt.reason.clone().unwrap_or_else(|| "read".into()));
-                append_trace(&mut tx, receipt.delivery_id, std::slice::from_ref(&step)).await?;
-            }
+        let mut moved = Vec::with_capacity(receipts.len());
+        for receipt in receipts {
+            moved.push(apply_one(&mut tx, receipt, now).await?);
         }
         tx.commit().await?;
         Ok(moved)
@@ -400,6 +375,59 @@ impl Store {
             })
             .collect()
     }
+}
+
+/// One receipt inside a transaction: recorded once per (delivery, state),
+/// and the delivery (with a digest's members) moved if the state allows.
+async fn apply_one(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    receipt: &Receipt,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    sqlx::query(
+        "INSERT INTO receipts (delivery_id, state, reason, provider_message_id, at) \
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (delivery_id, state) DO NOTHING",
+    )
+    .bind(receipt.delivery_id.to_string())
+    .bind(receipt.state.as_str())
+    .bind(receipt.reason.clone())
+    .bind(receipt.provider_message_id.clone())
+    .bind(millis(receipt.at))
+    .execute(&mut **tx)
+    .await?;
+    // The delivery and, if it carries a digest, the digest's members, in
+    // one statement: receipts are the hot path.
+    let reachable = state_list(receipt.state.reachable_from());
+    let sql = format!(
+        "UPDATE deliveries SET state = $2, \
+           provider_message_id = COALESCE($3, provider_message_id), \
+           last_error = COALESCE($4, last_error), updated_at = $5 \
+         WHERE (id = $1 OR digest_id = $1) AND state IN ({reachable}) \
+         RETURNING id"
+    );
+    let carrier = receipt.delivery_id.to_string();
+    let moved = sqlx::query(&sql)
+        .bind(carrier.as_str())
+        .bind(receipt.state.as_str())
+        .bind(receipt.provider_message_id.clone())
+        .bind(receipt.reason.clone())
+        .bind(millis(now))
+        .fetch_all(&mut **tx)
+        .await?
+        .iter()
+        .map(|row| row.try_get::<String, _>("id"))
+        .collect::<Result<Vec<_>, _>>()?
+        .contains(&carrier);
+    if receipt.state == DeliveryState::Read {
+        // Read (or opened): an escalation waiting on it is not needed.
+        let delivery = receipt.delivery_id.to_string();
+        if timers::cancel(tx, TimerKind::Escalate, &delivery).await? {
+            let step = TraceStep::new(Rule::Escalation, Outcome::Cancelled, now)
+                .because(receipt.reason.clone().unwrap_or_else(|| "read".into()));
+            append_trace(tx, receipt.delivery_id, std::slice::from_ref(&step)).await?;
+        }
+    }
+    Ok(moved)
 }
 
 /// Moves the members of a digest along with the delivery that carries it

@@ -22,6 +22,7 @@ conformance!(
     a_delivery_is_claimed_by_one_worker_until_its_lease_ends,
     concurrent_claims_let_exactly_one_worker_through,
     receipts_move_deliveries_forward_only_and_once,
+    a_batch_of_receipts_applies_each_in_order_as_alone,
     the_outbox_leases_rows_to_one_relay_at_a_time,
     inbox_messages_are_written_once_and_read_once,
 );
@@ -359,6 +360,45 @@ async fn receipts_move_deliveries_forward_only_and_once(store: Store) {
         ..receipt(DeliveryState::Sent, None)
     };
     assert!(!store.apply_receipt(&stray, t0()).await.unwrap());
+}
+
+async fn a_batch_of_receipts_applies_each_in_order_as_alone(store: Store) {
+    let id = seeded_delivery(&store).await;
+    let e = event("e-delivery", &["u1"]);
+    let receipt = |id: DeliveryId, state, pmid: Option<&str>| Receipt {
+        schema_version: SCHEMA_VERSION,
+        delivery_id: id,
+        notification_id: e.notification_id(),
+        user_id: user("u1"),
+        channel: Channel::Email,
+        state,
+        reason: None,
+        provider_message_id: pmid.map(str::to_owned),
+        at: t0(),
+    };
+    let stray = DeliveryId::derive(NotificationId::new(), &user("x"), Channel::Sms);
+    let batch = [
+        receipt(id, DeliveryState::Sent, Some("m1")),
+        receipt(stray, DeliveryState::Sent, None),
+        receipt(id, DeliveryState::Sent, Some("m1")),
+        receipt(id, DeliveryState::Delivered, None),
+        receipt(id, DeliveryState::Sent, None),
+    ];
+    assert_eq!(
+        store.apply_receipts(&batch, t0()).await.unwrap(),
+        vec![true, false, false, true, false],
+        "sent moves it, the stray and the repeat do nothing, delivered moves it, a late sent does not"
+    );
+    let record = store.get_delivery(id).await.unwrap().unwrap();
+    assert_eq!(record.state, DeliveryState::Delivered);
+    assert_eq!(record.provider_message_id.as_deref(), Some("m1"));
+    assert_eq!(store.receipt_states(id).await.unwrap().len(), 2);
+    assert_eq!(
+        store.apply_receipts(&batch, t0()).await.unwrap(),
+        vec![false; 5],
+        "the same batch again changes nothing"
+    );
+    assert!(store.apply_receipts(&[], t0()).await.unwrap().is_empty());
 }
 
 async fn the_outbox_leases_rows_to_one_relay_at_a_time(store: Store) {

@@ -8,6 +8,9 @@ use herald_bus::{HandleError, Handler, Record};
 use herald_domain::{Clock, Receipt};
 use herald_store::Store;
 
+/// Receipts applied in one transaction at most.
+const BATCH: usize = 128;
+
 pub struct ReceiptConsumer {
     store: Store,
     clock: Arc<dyn Clock>,
@@ -39,5 +42,40 @@ impl ReceiptConsumer {
 impl Handler for ReceiptConsumer {
     async fn handle(&self, record: &Record) -> Result<(), HandleError> {
         self.apply(&record.payload).await.map(|_| ())
+    }
+
+    fn max_batch(&self) -> usize {
+        BATCH
+    }
+
+    /// Applies every well-formed receipt of the batch in one transaction.
+    async fn handle_batch(&self, records: &[Record]) -> Vec<Result<(), HandleError>> {
+        let mut results: Vec<Result<(), HandleError>> = Vec::with_capacity(records.len());
+        let mut receipts = Vec::with_capacity(records.len());
+        for record in records {
+            match serde_json::from_slice::<Receipt>(&record.payload) {
+                Ok(receipt) => {
+                    receipts.push(receipt);
+                    results.push(Ok(()));
+                }
+                Err(e) => results.push(Err(HandleError::Poison(format!("not a receipt: {e}")))),
+            }
+        }
+        match self.store.apply_receipts(&receipts, self.clock.now()).await {
+            Ok(_) => results,
+            Err(e) if e.is_retriable() => results
+                .into_iter()
+                .map(|result| result.and(Err(HandleError::Retry(e.to_string()))))
+                .collect(),
+            // One receipt the store refuses spoils the transaction: find
+            // it by applying each on its own.
+            Err(_) => {
+                let mut each = Vec::with_capacity(records.len());
+                for record in records {
+                    each.push(self.apply(&record.payload).await.map(|_| ()));
+                }
+                each
+            }
+        }
     }
 }
