@@ -19,7 +19,8 @@ pub enum ConfigError {
 }
 
 /// Every setting, with its default. The README's table lists the same keys.
-#[derive(Debug, Clone)]
+/// Its `Debug` hides the API keys and the passwords in URLs.
+#[derive(Clone)]
 pub struct Config {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
@@ -60,6 +61,53 @@ pub struct Config {
     /// How long a fired timer is kept from other schedulers; one whose
     /// scheduler died fires again after this.
     pub timer_lease: Duration,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field(
+                "database_url",
+                &herald_store::redact_url(&self.database_url),
+            )
+            .field("templates_dir", &self.templates_dir)
+            .field(
+                "smtp_url",
+                &self.smtp_url.as_deref().map(herald_store::redact_url),
+            )
+            .field("email_from", &self.email_from)
+            .field("topic_prefix", &self.topic_prefix)
+            .field("worker_concurrency", &self.worker_concurrency)
+            .field("router_concurrency", &self.router_concurrency)
+            .field("max_attempts", &self.max_attempts)
+            .field("retry_base", &self.retry_base)
+            .field("retry_max", &self.retry_max)
+            .field("rate_limits", &self.rate_limits)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("log_format", &self.log_format)
+            .field("kafka_brokers", &self.kafka_brokers)
+            .field("kafka_session_timeout", &self.kafka_session_timeout)
+            .field("kafka_partitions", &self.kafka_partitions)
+            .field("kafka_batch_messages", &self.kafka_batch_messages)
+            .field("kafka_resume_window", &self.kafka_resume_window)
+            .field("kafka_replication", &self.kafka_replication)
+            .field("receipts_concurrency", &self.receipts_concurrency)
+            .field(
+                "redis_url",
+                &self.redis_url.as_deref().map(herald_store::redact_url),
+            )
+            .field("redis_prefix", &self.redis_prefix)
+            .field("api_keys", &self.api_keys.as_ref().map(|_| "<redacted>"))
+            .field("claim_lease", &self.claim_lease)
+            .field("db_max_connections", &self.db_max_connections)
+            .field("worker_id", &self.worker_id)
+            .field("categories_file", &self.categories_file)
+            .field("timer_poll", &self.timer_poll)
+            .field("timer_lease", &self.timer_lease)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -411,6 +459,22 @@ mod tests {
             let err = config(&[(key, value)]).unwrap_err().to_string();
             assert!(err.starts_with(key), "{err}");
         }
+    }
+
+    #[test]
+    fn debug_output_hides_keys_and_passwords() {
+        let c = config(&[
+            ("HERALD_API_KEYS", "admin:s3cret-key"),
+            ("HERALD_DATABASE_URL", "postgres://herald:db-pass@db/herald"),
+            ("HERALD_REDIS_URL", "redis://:redis-pass@cache:6379"),
+            ("HERALD_SMTP_URL", "smtp://mailer:smtp-pass@mail:587"),
+        ])
+        .unwrap();
+        let shown = format!("{c:?}");
+        for secret in ["s3cret-key", "db-pass", "redis-pass", "smtp-pass"] {
+            assert!(!shown.contains(secret), "{secret} shown in {shown}");
+        }
+        assert!(shown.contains("postgres://herald:***@db/herald"), "{shown}");
     }
 
     #[test]
