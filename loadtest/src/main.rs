@@ -7,6 +7,7 @@
 mod arrivals;
 mod cluster;
 mod cpu;
+mod latency;
 mod metrics;
 mod process;
 mod report;
@@ -59,7 +60,9 @@ struct Cli {
     herald: PathBuf,
     #[arg(long, default_value = "templates")]
     templates: PathBuf,
-    /// Notifications per second; as fast as Herald accepts them when left out.
+    /// Notifications per second, on a fixed schedule whatever Herald's
+    /// answers (an open model; `--concurrency` then does not apply); as fast
+    /// as Herald accepts them, `--concurrency` at a time, when left out.
     #[arg(long)]
     rate: Option<f64>,
     /// Notifications sent, and waited for, before measuring (not counted).

@@ -4,6 +4,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use crate::arrivals::Arrivals;
+use crate::latency::{Latencies, Summary};
 use crate::send::Sent;
 
 /// What the run measured.
@@ -22,34 +23,28 @@ pub struct Figures {
     /// Notifications Herald acknowledged per second, while sending.
     pub send_rate: f64,
     pub send_time: Duration,
-    pub p50: Duration,
-    pub p99: Duration,
-    pub max: Duration,
-    pub mean: Duration,
+    /// Due instant to Herald's answer, per accepted send.
+    pub api_latency: Latencies,
+    /// Due instant to the first arrival at the SMTP stand-in, per delivery.
+    pub end_to_end: Latencies,
+    /// The load generator's worst lag behind its schedule.
+    pub max_lag: Duration,
 }
 
 impl Figures {
     pub fn measure(sent: &Sent, arrivals: &Arrivals) -> Figures {
-        let mut latencies: Vec<Duration> = arrivals
-            .first
-            .iter()
-            .filter_map(|(id, arrived)| {
-                let sent_at = sent.expected.get(id)?;
-                Some(arrived.saturating_duration_since(*sent_at))
-            })
-            .collect();
-        latencies.sort_unstable();
+        let mut end_to_end = Latencies::default();
+        for (id, arrived) in &arrivals.first {
+            if let Some(due) = sent.expected.get(id) {
+                end_to_end.record(arrived.saturating_duration_since(*due));
+            }
+        }
         let last_arrival = arrivals.first.values().max().copied();
         let elapsed = last_arrival
             .map(|last| last.saturating_duration_since(sent.started))
             .unwrap_or_default();
         let delivered = arrivals.first.len();
         let send_time = sent.finished.saturating_duration_since(sent.started);
-        let mean = if latencies.is_empty() {
-            Duration::ZERO
-        } else {
-            latencies.iter().sum::<Duration>() / latencies.len() as u32
-        };
         Figures {
             notifications: sent.expected.len() + sent.failed,
             delivered,
@@ -62,10 +57,9 @@ impl Figures {
             deliveries_per_second: per_second(delivered, elapsed),
             send_rate: per_second(sent.expected.len(), send_time),
             send_time,
-            p50: percentile(&latencies, 0.50),
-            p99: percentile(&latencies, 0.99),
-            max: latencies.last().copied().unwrap_or_default(),
-            mean,
+            api_latency: sent.api_latency.clone(),
+            end_to_end,
+            max_lag: sent.max_lag,
         }
     }
 }
@@ -78,19 +72,12 @@ fn per_second(n: usize, over: Duration) -> f64 {
     }
 }
 
-/// Nearest-rank percentile of sorted values.
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let rank = (p * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
 /// The context a figure needs to be read correctly.
 pub struct Context {
     pub title: String,
     pub command: String,
+    /// Sent on a schedule (`--rate`), so latencies count from each slot.
+    pub paced: bool,
     /// CPU time per process over the measured span, and the machine's load.
     pub cpu: Vec<(String, Duration)>,
     pub machine_busy: Option<f64>,
@@ -134,12 +121,26 @@ pub fn summary(figures: &Figures, context: &Context) -> String {
     );
     let _ = writeln!(
         out,
-        "end-to-end latency   p50 {}   p99 {}   max {}   mean {}",
-        ms(f.p50),
-        ms(f.p99),
-        ms(f.max),
-        ms(f.mean)
+        "API latency        {}",
+        percentiles(&f.api_latency.summary())
     );
+    let _ = writeln!(
+        out,
+        "end-to-end latency {}",
+        percentiles(&f.end_to_end.summary())
+    );
+    if context.paced {
+        let _ = writeln!(
+            out,
+            "                   (both from each send's slot in the schedule; the load generator lagged it by {} at most)",
+            ms(f.max_lag)
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "                   (both from the moment each send left)"
+        );
+    }
     if let Some(killed) = &context.killed {
         let _ = writeln!(out, "kill -9             {killed}");
     }
@@ -171,20 +172,14 @@ fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1000.0)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn percentiles_use_the_nearest_rank() {
-        let values: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
-        assert_eq!(percentile(&values, 0.50), Duration::from_millis(50));
-        assert_eq!(percentile(&values, 0.99), Duration::from_millis(99));
-        assert_eq!(percentile(&values, 1.0), Duration::from_millis(100));
-        assert_eq!(
-            percentile(&[Duration::from_millis(7)], 0.99),
-            Duration::from_millis(7)
-        );
-        assert_eq!(percentile(&[], 0.5), Duration::ZERO);
-    }
+fn percentiles(s: &Summary) -> String {
+    format!(
+        "p50 {}   p90 {}   p99 {}   p99.9 {}   max {}   mean {}",
+        ms(s.p50),
+        ms(s.p90),
+        ms(s.p99),
+        ms(s.p999),
+        ms(s.max),
+        ms(s.mean)
+    )
 }

@@ -144,6 +144,7 @@ pub async fn measure(
     let context = report::Context {
         title: title(cli),
         command: crate::command_line(),
+        paced: cli.rate.is_some() && !cli.topic,
         cpu,
         machine_busy,
         cores: std::thread::available_parallelism().map_or(0, |n| n.get()),

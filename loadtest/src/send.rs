@@ -1,24 +1,39 @@
 //! The load: the users first, then one `welcome` e-mail notification per
-//! request, recipients taking turns, either through the REST API (a fixed
-//! number of requests in flight) or straight onto the events topic, as
-//! another producer would publish them.
+//! request, recipients taking turns, either through the REST API or straight
+//! onto the events topic, as another producer would publish them.
+//!
+//! Unpaced, a fixed number of sends is in flight (a closed model: it
+//! measures throughput). Paced with a rate, arrivals are an open model:
+//! send *i* leaves at `start + i / rate` whether or not earlier ones have
+//! been answered, and its latencies count from that intended instant, so a
+//! stall in Herald shows in the figures instead of slowing the load down
+//! (no coordinated omission).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use futures::StreamExt;
+use futures::{Stream, StreamExt};
 use herald_domain::{Channel, DeliveryId, NotificationId, UserId};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
 use serde_json::{json, Value};
 
+use crate::latency::Latencies;
+
 /// What was sent, and when.
 #[derive(Debug)]
 pub struct Sent {
     /// Every delivery the run expects, with the instant its notification
-    /// was handed to Herald (just before the request or publish).
+    /// was due: its slot in the schedule when paced, else just before the
+    /// request or publish.
     pub expected: HashMap<DeliveryId, Instant>,
+    /// From each accepted send's due instant to Herald's answer (the `202`,
+    /// or the broker's acknowledgement).
+    pub api_latency: Latencies,
+    /// How late, at worst, a send left after its due instant: the load
+    /// generator's own lag, which a paced run's latencies include.
+    pub max_lag: Duration,
     /// Just before the first notification was sent.
     pub started: Instant,
     /// When the last notification was acknowledged.
@@ -33,6 +48,8 @@ impl Sent {
         let now = Instant::now();
         Sent {
             expected: HashMap::with_capacity(capacity),
+            api_latency: Latencies::default(),
+            max_lag: Duration::ZERO,
             started: now,
             finished: now,
             failed: 0,
@@ -50,13 +67,19 @@ impl Sent {
     /// Records each send's answer as it comes, until the last.
     async fn collect<'u>(
         &mut self,
-        mut answers: impl futures::Stream<Item = (&'u UserId, Instant, Result<NotificationId, String>)>
-            + Unpin,
+        mut answers: impl Stream<Item = Answer<'u>> + Unpin,
         mut progress: Progress,
     ) {
-        while let Some((user, at, result)) = answers.next().await {
-            match result {
-                Ok(id) => self.expect(id, user, at),
+        while let Some(answer) = answers.next().await {
+            self.max_lag = self
+                .max_lag
+                .max(answer.left.saturating_duration_since(answer.due));
+            match answer.result {
+                Ok(id) => {
+                    self.api_latency
+                        .record(answer.answered.saturating_duration_since(answer.due));
+                    self.expect(id, answer.user, answer.due);
+                }
                 Err(e) => self.fail(e),
             }
             progress.tick();
@@ -68,6 +91,17 @@ impl Sent {
         let delivery = DeliveryId::derive(notification, user, Channel::Email);
         self.expected.insert(delivery, at);
     }
+}
+
+/// One send's outcome and its three instants.
+struct Answer<'u> {
+    user: &'u UserId,
+    /// When it should have left: its slot in the schedule, or when it left.
+    due: Instant,
+    /// When it left.
+    left: Instant,
+    answered: Instant,
+    result: Result<NotificationId, String>,
 }
 
 pub fn user_ids(n: usize) -> Vec<UserId> {
@@ -114,7 +148,7 @@ fn notification(i: usize, user: &UserId) -> Value {
 pub struct Load<'a> {
     pub users: &'a [UserId],
     pub notifications: usize,
-    /// Sends in flight at once.
+    /// Sends in flight at once when unpaced; paced sends are never held back.
     pub concurrency: usize,
     /// Notifications per second; as fast as Herald takes them when `None`.
     pub rate: Option<f64>,
@@ -127,12 +161,29 @@ impl Load<'_> {
         &self.users[i % self.users.len()]
     }
 
-    /// Waits for notification `i`'s turn when the rate is capped.
-    async fn pace(&self, started: Instant, i: usize) {
-        if let Some(rate) = self.rate {
-            let due = started + Duration::from_secs_f64(i as f64 / rate);
-            tokio::time::sleep_until(due.into()).await;
+    /// Paced, every due send leaves at once (an open model); unpaced,
+    /// `concurrency` at a time.
+    fn in_flight(&self) -> usize {
+        if self.rate.is_some() {
+            usize::MAX
+        } else {
+            self.concurrency
         }
+    }
+
+    /// Each notification's index when it is due, with its due instant.
+    /// The schedule never waits for answers: a late tick is caught up at
+    /// once and the lag is charged to the sends' latencies.
+    fn schedule(&self, started: Instant) -> impl Stream<Item = (usize, Option<Instant>)> {
+        let rate = self.rate;
+        futures::stream::iter(0..self.notifications).then(move |i| async move {
+            // Notification `i` is due at `started + i / rate`.
+            let due = rate.map(|rate| started + Duration::from_secs_f64(i as f64 / rate));
+            if let Some(due) = due {
+                tokio::time::sleep_until(due.into()).await;
+            }
+            (i, due)
+        })
     }
 
     fn progress(&self, what: &'static str) -> Progress {
@@ -140,7 +191,8 @@ impl Load<'_> {
     }
 }
 
-/// One request per notification, `concurrency` of them in flight.
+/// One request per notification, `concurrency` of them in flight, or on
+/// schedule when paced.
 pub async fn over_rest(
     client: &reqwest::Client,
     api: &str,
@@ -149,18 +201,23 @@ pub async fn over_rest(
     let mut sent = Sent::new(load.notifications);
     let started = sent.started;
     let url = format!("{api}/v1/notifications");
-    let requests = futures::stream::iter(0..load.notifications).map(|i| {
+    let requests = load.schedule(started).map(|(i, due)| {
         let user = load.user(i);
         let request = client.post(&url).json(&notification(i, user));
         async move {
-            load.pace(started, i).await;
-            let at = Instant::now();
+            let left = Instant::now();
             let result = accepted_id(request.send().await).await;
-            (user, at, result)
+            Answer {
+                user,
+                due: due.unwrap_or(left),
+                left,
+                answered: Instant::now(),
+                result,
+            }
         }
     });
     sent.collect(
-        requests.buffer_unordered(load.concurrency),
+        Box::pin(requests.buffer_unordered(load.in_flight())),
         load.progress("sent"),
     )
     .await;
@@ -224,6 +281,7 @@ pub async fn to_topic(
         .await;
     match accepted_id(answer).await {
         Ok(id) => {
+            sent.api_latency.record(at.elapsed());
             for user in users {
                 sent.expect(id, user, at);
             }
@@ -264,7 +322,7 @@ pub async fn over_kafka(brokers: &str, topic: &str, load: Load<'_>) -> anyhow::R
         .context("creating a Kafka producer")?;
     let mut sent = Sent::new(load.notifications);
     let started = sent.started;
-    let publishes = futures::stream::iter(0..load.notifications).map(|i| {
+    let publishes = load.schedule(started).map(|(i, due)| {
         let user = load.user(i);
         let event_id = uuid::Uuid::new_v4().to_string();
         let mut event = notification(i, user);
@@ -272,19 +330,24 @@ pub async fn over_kafka(brokers: &str, topic: &str, load: Load<'_>) -> anyhow::R
         let producer = &producer;
         async move {
             let payload = event.to_string();
-            load.pace(started, i).await;
-            let at = Instant::now();
+            let left = Instant::now();
             let record = FutureRecord::to(topic).key(user.as_str()).payload(&payload);
             let result = producer
                 .send(record, Duration::from_secs(30))
                 .await
                 .map(|_| NotificationId::from_event_id(&event_id))
                 .map_err(|(e, _)| format!("publish failed: {e}"));
-            (user, at, result)
+            Answer {
+                user,
+                due: due.unwrap_or(left),
+                left,
+                answered: Instant::now(),
+                result,
+            }
         }
     });
     sent.collect(
-        publishes.buffer_unordered(load.concurrency),
+        Box::pin(publishes.buffer_unordered(load.in_flight())),
         load.progress("published"),
     )
     .await;
@@ -325,5 +388,61 @@ impl Progress {
             let rate = self.done as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
             eprintln!("  {} {}/{} ({rate:.0}/s)", self.what, self.done, self.total);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Sends that each take a second to answer, paced at 100/s: every one
+    /// leaves in its own slot, none waits for an earlier answer.
+    #[tokio::test]
+    async fn paced_sends_leave_on_schedule_however_slow_the_answers() {
+        let load = Load {
+            users: &[],
+            notifications: 20,
+            concurrency: 2,
+            rate: Some(100.0),
+            verbose: false,
+        };
+        let started = Instant::now();
+        let sends = load.schedule(started).map(|(i, due)| async move {
+            let left = Instant::now();
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            (i, due, left)
+        });
+        let answers: Vec<_> = sends.buffer_unordered(load.in_flight()).collect().await;
+        assert_eq!(answers.len(), 20);
+        for (i, due, left) in answers {
+            let due = due.expect("a paced send has a due instant");
+            assert_eq!(due - started, Duration::from_millis(10) * i as u32);
+            let lag = left.saturating_duration_since(due);
+            assert!(
+                lag < Duration::from_millis(100),
+                "send {i} left {lag:?} late"
+            );
+        }
+        assert!(started.elapsed() < Duration::from_millis(1500));
+    }
+
+    #[tokio::test]
+    async fn unpaced_sends_keep_the_concurrency_and_have_no_due_instant() {
+        let load = Load {
+            users: &[],
+            notifications: 6,
+            concurrency: 2,
+            rate: None,
+            verbose: false,
+        };
+        let started = Instant::now();
+        let sends = load.schedule(started).map(|(_, due)| async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            due
+        });
+        let dues: Vec<_> = sends.buffer_unordered(load.in_flight()).collect().await;
+        assert!(dues.iter().all(Option::is_none));
+        // Three rounds of two.
+        assert!(started.elapsed() >= Duration::from_millis(150));
     }
 }
