@@ -1,5 +1,5 @@
 //! The loop every consuming service runs: receive in batches, handle with
-//! bounded concurrency, acknowledge once the effects are durable,
+//! bounded concurrency, acknowledge in groups once the effects are durable,
 //! dead-letter poison.
 //!
 //! A service supplies only the step ([`Handler::handle`], and where it can
@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tokio::sync::Semaphore;
+use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -111,6 +111,8 @@ pub async fn consume(
     let mut consumer = bus.subscribe(&topic, &options.group).await?;
     let permits = Arc::new(Semaphore::new(options.concurrency));
     let mut in_flight = JoinSet::new();
+    let (finished, to_acknowledge) = mpsc::unbounded_channel();
+    let acknowledging = tokio::spawn(acknowledge(to_acknowledge, options.stats.clone()));
     tracing::info!(topic = %topic, stage = %options.stage, concurrency = options.concurrency, batch = options.batch, "consuming");
     loop {
         // One free slot is enough to take a record; a batch takes as many
@@ -145,14 +147,22 @@ pub async fn consume(
                 Err(_) => return Err(BusError::Closed),
             }
         }
-        let (bus, handler, options, shutdown) = (
+        let (bus, handler, options, shutdown, finished) = (
             bus.clone(),
             handler.clone(),
             options.clone(),
             shutdown.clone(),
+            finished.clone(),
         );
         in_flight.spawn(async move {
-            handle_batch(bus.as_ref(), handler.as_ref(), &options, records, &shutdown).await;
+            let step = Step {
+                bus: bus.as_ref(),
+                handler: handler.as_ref(),
+                options: &options,
+                shutdown: &shutdown,
+                finished: &finished,
+            };
+            step.batch(records).await;
             drop(permit);
         });
         // Reap finished tasks so the set does not grow without bound.
@@ -161,7 +171,39 @@ pub async fn consume(
     while in_flight.try_join_next().is_some() {}
     tracing::info!(topic = %topic, in_flight = in_flight.len(), "draining");
     while in_flight.join_next().await.is_some() {}
+    drop(finished);
+    if let Err(e) = acknowledging.await {
+        tracing::error!(error = %e, "the acknowledging task failed; unacknowledged records come back");
+    }
     Ok(())
+}
+
+/// Records acknowledged together at most.
+const ACK_BATCH: usize = 512;
+
+/// Acknowledges finished records in groups: whatever finished while the
+/// previous acknowledgement was written goes in the next one (on the
+/// embedded bus, one statement for many records). Ends when every sender
+/// is gone and everything sent is acknowledged.
+async fn acknowledge(mut finished: mpsc::UnboundedReceiver<Record>, stats: Arc<ConsumeStats>) {
+    let mut batch = Vec::with_capacity(ACK_BATCH);
+    while finished.recv_many(&mut batch, ACK_BATCH).await > 0 {
+        let done = batch.len() as u64;
+        if let Err(e) = crate::ack_all(std::mem::take(&mut batch)).await {
+            tracing::warn!(error = %e, "acknowledgement failed; the records may be handled again");
+        }
+        stats.handled.fetch_add(done, Ordering::Relaxed);
+    }
+}
+
+/// What handling a record needs, for one batch's task.
+struct Step<'a> {
+    bus: &'a dyn Bus,
+    handler: &'a dyn Handler,
+    options: &'a ConsumeOptions,
+    shutdown: &'a CancellationToken,
+    /// Where finished records go to be acknowledged.
+    finished: &'a mpsc::UnboundedSender<Record>,
 }
 
 fn count(options: &ConsumeOptions, result: &Result<(), HandleError>) {
@@ -174,108 +216,96 @@ fn count(options: &ConsumeOptions, result: &Result<(), HandleError>) {
         .increment(1);
 }
 
-/// Handles a batch at once, acknowledges together what it finished, and
-/// takes what failed retriably through [`handle_one`]'s retries one by one.
-async fn handle_batch(
-    bus: &dyn Bus,
-    handler: &dyn Handler,
-    options: &ConsumeOptions,
-    records: Vec<Record>,
-    shutdown: &CancellationToken,
-) {
-    let results = if records.len() == 1 {
-        vec![handler.handle(&records[0]).await]
-    } else {
-        handler.handle_batch(&records).await
-    };
-    let mut finished = Vec::with_capacity(records.len());
-    let mut again = Vec::new();
-    let mut results = results.into_iter();
-    for record in records {
-        // A handler that answers for fewer records than it was given has a
-        // bug; what it did not answer for is handled again, one by one.
-        let result = results
-            .next()
-            .unwrap_or_else(|| Err(HandleError::Retry("no result from the batch".into())));
-        count(options, &result);
-        match result {
-            Ok(()) => finished.push(record),
-            Err(HandleError::Poison(reason)) => {
-                if poison(bus, options, &record, &reason).await {
-                    finished.push(record);
+impl Step<'_> {
+    /// Handles a batch at once, hands what it finished over to be
+    /// acknowledged, and takes what failed retriably through
+    /// [`Step::one`]'s retries one by one.
+    async fn batch(&self, records: Vec<Record>) {
+        let results = if records.len() == 1 {
+            vec![self.handler.handle(&records[0]).await]
+        } else {
+            self.handler.handle_batch(&records).await
+        };
+        let mut again = Vec::new();
+        let mut results = results.into_iter();
+        for record in records {
+            // A handler that answers for fewer records than it was given
+            // has a bug; what it did not answer for is handled again.
+            let result = results
+                .next()
+                .unwrap_or_else(|| Err(HandleError::Retry("no result from the batch".into())));
+            count(self.options, &result);
+            match result {
+                Ok(()) => self.finish(record),
+                Err(HandleError::Poison(reason)) => {
+                    if self.poison(&record, &reason).await {
+                        self.finish(record);
+                    }
                 }
-            }
-            Err(HandleError::Retry(reason)) => again.push((record, reason)),
-        }
-    }
-    let done = finished.len() as u64;
-    if let Err(e) = crate::ack_all(finished).await {
-        tracing::warn!(error = %e, "acknowledgement failed; the records may be handled again");
-    }
-    options.stats.handled.fetch_add(done, Ordering::Relaxed);
-    let retries = again.into_iter().map(|(record, reason)| async move {
-        tracing::warn!(topic = %record.topic, key = %record.key, %reason, retry_in = ?options.retry_initial, "handling failed; will retry");
-        tokio::select! {
-            // Unacknowledged, the record comes back after a restart.
-            _ = shutdown.cancelled() => {}
-            _ = tokio::time::sleep(options.retry_initial) => {
-                handle_one(bus, handler, options, record, shutdown, options.retry_initial * 2).await;
+                Err(HandleError::Retry(reason)) => again.push((record, reason)),
             }
         }
-    });
-    futures::future::join_all(retries).await;
-}
+        let wait = self.options.retry_initial;
+        let retries = again.into_iter().map(|(record, reason)| async move {
+            tracing::warn!(topic = %record.topic, key = %record.key, %reason, retry_in = ?wait, "handling failed; will retry");
+            tokio::select! {
+                // Unacknowledged, the record comes back after a restart.
+                _ = self.shutdown.cancelled() => {}
+                _ = tokio::time::sleep(wait) => self.one(record, wait * 2).await,
+            }
+        });
+        futures::future::join_all(retries).await;
+    }
 
-/// Dead-letters a poison record; false if the DLQ could not take it (the
-/// record is then left unacknowledged and handed out again).
-async fn poison(bus: &dyn Bus, options: &ConsumeOptions, record: &Record, reason: &str) -> bool {
-    tracing::warn!(topic = %record.topic, key = %record.key, stage = %options.stage, %reason, "dead-lettering");
-    if let Err(e) = dead_letter(bus, record, &options.stage, reason).await {
-        tracing::error!(error = %e, "cannot write to the DLQ; the record will be handed out again");
-        return false;
-    }
-    metrics::counter!(herald_telemetry::DEAD_LETTERS, "stage" => options.stage.clone())
-        .increment(1);
-    true
-}
-
-/// Handles one record until it is finished, waiting longer after each
-/// retriable failure, starting at `wait`.
-async fn handle_one(
-    bus: &dyn Bus,
-    handler: &dyn Handler,
-    options: &ConsumeOptions,
-    record: Record,
-    shutdown: &CancellationToken,
-    mut wait: Duration,
-) {
-    wait = wait.min(options.retry_max);
-    loop {
-        let result = handler.handle(&record).await;
-        count(options, &result);
-        match result {
-            Ok(()) => break,
-            Err(HandleError::Poison(reason)) => {
-                if !poison(bus, options, &record, &reason).await {
-                    return;
-                }
-                break;
-            }
-            Err(HandleError::Retry(reason)) => {
-                tracing::warn!(topic = %record.topic, key = %record.key, %reason, retry_in = ?wait, "handling failed; will retry");
-                tokio::select! {
-                    // Unacknowledged, the record comes back after a restart.
-                    _ = shutdown.cancelled() => return,
-                    _ = tokio::time::sleep(wait) => {}
-                }
-                wait = (wait * 2).min(options.retry_max);
-            }
+    /// Hands a finished record over to be acknowledged.
+    fn finish(&self, record: Record) {
+        if self.finished.send(record).is_err() {
+            // Only after the loop has ended; the record comes back.
+            tracing::warn!("a finished record could not be acknowledged");
         }
     }
-    if let Err(e) = record.ack().await {
-        tracing::warn!(error = %e, "acknowledgement failed; the record may be handled again");
+
+    /// Dead-letters a poison record; false if the DLQ could not take it
+    /// (the record is then left unacknowledged and handed out again).
+    async fn poison(&self, record: &Record, reason: &str) -> bool {
+        let stage = &self.options.stage;
+        tracing::warn!(topic = %record.topic, key = %record.key, %stage, %reason, "dead-lettering");
+        if let Err(e) = dead_letter(self.bus, record, stage, reason).await {
+            tracing::error!(error = %e, "cannot write to the DLQ; the record will be handed out again");
+            return false;
+        }
+        metrics::counter!(herald_telemetry::DEAD_LETTERS, "stage" => stage.clone()).increment(1);
+        true
     }
-    options.stats.handled.fetch_add(1, Ordering::Relaxed);
+
+    /// Handles one record until it is finished, waiting longer after each
+    /// retriable failure, starting at `wait`.
+    async fn one(&self, record: Record, mut wait: Duration) {
+        wait = wait.min(self.options.retry_max);
+        loop {
+            let result = self.handler.handle(&record).await;
+            count(self.options, &result);
+            match result {
+                Ok(()) => break,
+                Err(HandleError::Poison(reason)) => {
+                    if !self.poison(&record, &reason).await {
+                        return;
+                    }
+                    break;
+                }
+                Err(HandleError::Retry(reason)) => {
+                    tracing::warn!(topic = %record.topic, key = %record.key, %reason, retry_in = ?wait, "handling failed; will retry");
+                    tokio::select! {
+                        // Unacknowledged, the record comes back after a restart.
+                        _ = self.shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(wait) => {}
+                    }
+                    wait = (wait * 2).min(self.options.retry_max);
+                }
+            }
+        }
+        self.finish(record);
+    }
 }
 
 /// Publishes `record` to the DLQ with the reason it was refused.
