@@ -88,14 +88,11 @@ pub fn by_command(names: &[&str]) -> Vec<(String, Duration)> {
     sums
 }
 
-/// CPU time so far of each Herald process, of this process (the load
-/// generator and the SMTP stand-in) and of the backends.
-pub fn readings<'a>(
-    processes: impl Iterator<Item = &'a crate::process::Process>,
-) -> Vec<(String, Duration)> {
-    let mut times: Vec<(String, Duration)> = processes
-        .filter_map(|p| Some((p.name.clone(), p.cpu_time()?)))
-        .collect();
+/// CPU time so far of this process (the load generator and the SMTP
+/// stand-in) and of the backends; Herald's own processes are sampled by
+/// `resources::Sampler`, which also counts a worker killed mid-run.
+pub fn readings() -> Vec<(String, Duration)> {
+    let mut times = Vec::new();
     if let Some(own) = process_time(std::process::id()) {
         times.push(("loadtest+smtp".to_owned(), own));
     }
@@ -103,8 +100,7 @@ pub fn readings<'a>(
     times
 }
 
-/// CPU spent between two readings; a process started in between (a
-/// replacement worker) counts whole.
+/// CPU spent between two readings.
 pub fn spent(
     before: &[(String, Duration)],
     after: &[(String, Duration)],

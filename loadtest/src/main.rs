@@ -11,6 +11,7 @@ mod latency;
 mod metrics;
 mod process;
 mod report;
+mod resources;
 mod run;
 mod send;
 mod states;

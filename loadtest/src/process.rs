@@ -12,6 +12,8 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::time::Instant;
 
+use crate::resources::Started;
+
 /// What `herald` prints on stdout once its HTTP server is bound.
 const LISTENING: &str = "herald is listening on ";
 /// How long a process may take to listen, and then to be ready.
@@ -26,6 +28,7 @@ pub struct Launcher {
     binary: PathBuf,
     env: Vec<(String, String)>,
     logs: PathBuf,
+    started: Started,
 }
 
 impl Launcher {
@@ -35,7 +38,14 @@ impl Launcher {
             binary,
             env: Vec::new(),
             logs,
+            started: Started::default(),
         })
+    }
+
+    /// Every long-running process started from this launcher and its
+    /// clones, as it grows.
+    pub fn started(&self) -> Started {
+        self.started.clone()
     }
 
     /// Sets a `HERALD_…` variable for every process started from now on.
@@ -78,6 +88,9 @@ impl Launcher {
         let mut child = command
             .spawn()
             .with_context(|| format!("starting {}", self.binary.display()))?;
+        if let Some(pid) = child.id() {
+            self.started.add(name, pid);
+        }
         let stdout = child.stdout.take().context("the child's stdout")?;
         let mut process = Process {
             name: name.to_owned(),
@@ -178,15 +191,6 @@ impl Process {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-    }
-
-    pub fn pid(&self) -> Option<u32> {
-        self.child.id()
-    }
-
-    /// CPU time (user + system) the process has used so far, from /proc.
-    pub fn cpu_time(&self) -> Option<Duration> {
-        crate::cpu::process_time(self.pid()?)
     }
 
     /// `kill -9`: no goodbye, no work finished, as a crash would.

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::arrivals::Arrivals;
 use crate::latency::{Latencies, Summary};
+use crate::resources::{self, Usage};
 use crate::send::Sent;
 
 /// What the run measured.
@@ -78,8 +79,11 @@ pub struct Context {
     pub command: String,
     /// Sent on a schedule (`--rate`), so latencies count from each slot.
     pub paced: bool,
-    /// CPU time per process over the measured span, and the machine's load.
+    /// CPU time of the load test and the backends over the measured span.
     pub cpu: Vec<(String, Duration)>,
+    /// Each Herald process's CPU time over the measured span and peak RSS.
+    pub usage: Vec<Usage>,
+    /// The share of the machine's cores that were busy.
     pub machine_busy: Option<f64>,
     pub cores: usize,
     pub killed: Option<String>,
@@ -152,13 +156,42 @@ pub fn summary(figures: &Figures, context: &Context) -> String {
             context.cores
         );
     }
+    if !context.usage.is_empty() {
+        let herald: Vec<String> = context
+            .usage
+            .iter()
+            .map(|u| {
+                format!(
+                    "{} {:.1}s, {:.0} MiB",
+                    u.name,
+                    u.cpu.as_secs_f64(),
+                    resources::mib(u.peak_rss_bytes)
+                )
+            })
+            .collect();
+        let _ = writeln!(out, "herald CPU, peak RSS {}", herald.join("; "));
+    }
     if !context.cpu.is_empty() {
         let cpu: Vec<String> = context
             .cpu
             .iter()
             .map(|(name, t)| format!("{name} {:.1}s", t.as_secs_f64()))
             .collect();
-        let _ = writeln!(out, "CPU time           {}", cpu.join(", "));
+        let _ = writeln!(out, "other CPU time     {}", cpu.join(", "));
+    }
+    let herald_cpu = resources::total_cpu(&context.usage);
+    let all_cpu = herald_cpu + context.cpu.iter().map(|(_, t)| *t).sum::<Duration>();
+    if let (Some(herald), Some(all)) = (
+        resources::per_delivery(herald_cpu, f.delivered),
+        resources::per_delivery(all_cpu, f.delivered),
+    ) {
+        let _ = writeln!(
+            out,
+            "CPU per delivery   herald {}   everything above {}   (herald {:.1}s in all)",
+            ms(herald),
+            ms(all),
+            herald_cpu.as_secs_f64()
+        );
     }
     let _ = writeln!(out, "herald's records   {}", context.states);
     for metric in &context.metrics {

@@ -13,6 +13,7 @@ use crate::arrivals::{self, Arrivals};
 use crate::cluster::{self, Backends, Cluster, Killed};
 use crate::process::Launcher;
 use crate::report::{self, Figures};
+use crate::resources::Sampler;
 use crate::send::{self, Load, Sent};
 use crate::states::Database;
 use crate::{cpu, metrics, Cli, Mode, Via};
@@ -34,6 +35,7 @@ pub async fn measure(
         .await
         .context("starting the SMTP stand-in")?;
     let mut launcher = Launcher::new(herald.canonicalize()?, dir.join("logs"))?;
+    let started = launcher.started();
     launcher.set("HERALD_LISTEN", "127.0.0.1:0");
     launcher.set("HERALD_DATA_DIR", dir.join("data").display().to_string());
     launcher.set("HERALD_TEMPLATES_DIR", templates.display().to_string());
@@ -90,7 +92,8 @@ pub async fn measure(
         cli.rate.map(|r| format!(", {r}/s")).unwrap_or_default()
     );
 
-    let cpu_before = cpu::readings(cluster.processes());
+    let sampler = Sampler::start(started);
+    let cpu_before = cpu::readings();
     let machine_before = cpu::MachineSnapshot::now();
     let deadline = Instant::now() + Duration::from_secs(cli.timeout);
     let load = Load {
@@ -136,7 +139,8 @@ pub async fn measure(
     let machine_busy = machine_before
         .zip(cpu::MachineSnapshot::now())
         .map(|(before, after)| after.busy_since(&before));
-    let cpu = cpu::spent(&cpu_before, &cpu::readings(cluster.processes()));
+    let cpu = cpu::spent(&cpu_before, &cpu::readings());
+    let usage = sampler.finish().await;
     let bases: Vec<String> = cluster.processes().map(|p| p.base.clone()).collect();
     let metrics = metrics::scrape(&client, &bases).await;
 
@@ -146,6 +150,7 @@ pub async fn measure(
         command: crate::command_line(),
         paced: cli.rate.is_some() && !cli.topic,
         cpu,
+        usage,
         machine_busy,
         cores: std::thread::available_parallelism().map_or(0, |n| n.get()),
         killed: describe_kill(cli, killed.as_ref()),
