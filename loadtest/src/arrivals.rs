@@ -9,9 +9,13 @@ use std::time::{Duration, Instant};
 use herald_domain::DeliveryId;
 use herald_standins::smtp::{ReceivedMail, SmtpSink};
 
+use crate::progress::Progress;
+
 const DELIVERY_HEADER: &str = "X-Herald-Delivery-Id";
 /// How often a wait prints where it stands.
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+/// How often a progress bar is moved on (reading only the mail count).
+const BAR_EVERY: Duration = Duration::from_millis(200);
 
 #[derive(Debug, Default)]
 pub struct Arrivals {
@@ -81,6 +85,7 @@ pub async fn wait_for_all(
     deadline: Instant,
     verbose: bool,
 ) -> Arrivals {
+    let mut progress = Progress::bar_only("arrived", expected.len(), verbose);
     loop {
         let still_needed = expected.len() - arrivals.first.len();
         if still_needed == 0 {
@@ -91,9 +96,21 @@ pub async fn wait_for_all(
             break;
         }
         let wait = PROGRESS_EVERY.min(deadline - now);
-        let mails = smtp.wait_for(arrivals.seen + still_needed, wait).await;
+        let target = arrivals.seen + still_needed;
+        let mails = if progress.is_bar() {
+            follow(smtp, &arrivals, target, wait, &mut progress).await;
+            smtp.messages()
+        } else {
+            smtp.wait_for(target, wait).await
+        };
         arrivals.absorb(&mails, expected);
-        if !verbose {
+        progress.set(arrivals.first.len());
+        progress.note(format!(
+            "duplicates {}, unexpected {}",
+            arrivals.duplicates(),
+            arrivals.unexpected
+        ));
+        if !verbose || progress.is_bar() {
             continue;
         }
         eprintln!(
@@ -105,7 +122,28 @@ pub async fn wait_for_all(
             arrivals.unexpected
         );
     }
+    progress.finish();
     arrivals
+}
+
+/// Moves the bar on with the mail count (cheap, unlike reading the mails)
+/// until `target` mails have come or `wait` has passed.
+async fn follow(
+    smtp: &SmtpSink,
+    arrivals: &Arrivals,
+    target: usize,
+    wait: Duration,
+    progress: &mut Progress,
+) {
+    let until = Instant::now() + wait;
+    loop {
+        let count = smtp.count();
+        progress.set(arrivals.first.len() + count.saturating_sub(arrivals.seen));
+        if count >= target || Instant::now() >= until {
+            return;
+        }
+        tokio::time::sleep(BAR_EVERY).await;
+    }
 }
 
 /// Waits `quiet` more, so a late second copy still counts, and takes in

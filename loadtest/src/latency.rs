@@ -53,6 +53,20 @@ impl Latencies {
             mean: Duration::from_secs_f64(self.0.mean() / 1e6),
         }
     }
+
+    /// How many latencies fall in `[from, to)`, for drawing the histogram.
+    pub fn count_between(&self, from: Duration, to: Duration) -> u64 {
+        if to <= from {
+            return 0;
+        }
+        let low = u64::try_from(from.as_micros()).unwrap_or(u64::MAX);
+        let high = u64::try_from(to.as_micros()).unwrap_or(u64::MAX);
+        self.0
+            .iter_recorded()
+            .filter(|v| (low..high).contains(&v.value_iterated_to()))
+            .map(|v| v.count_at_value())
+            .sum()
+    }
 }
 
 fn micros(n: u64) -> Duration {
@@ -95,6 +109,14 @@ mod tests {
         assert!(close(s.p99, 10), "{s:?}");
         assert!(close(s.p999, 10), "{s:?}");
         assert!(close(s.max, 30_000), "{s:?}");
+        assert_eq!(
+            latencies.count_between(Duration::ZERO, Duration::from_secs(1)),
+            999
+        );
+        assert_eq!(
+            latencies.count_between(Duration::from_secs(1), Duration::from_secs(60)),
+            1
+        );
     }
 
     #[test]

@@ -7,11 +7,16 @@
 mod arrivals;
 mod cluster;
 mod cpu;
+mod html;
 mod latency;
+mod machine;
 mod metrics;
 mod process;
+mod progress;
+mod record;
 mod report;
 mod resources;
+mod results;
 mod run;
 mod send;
 mod states;
@@ -99,6 +104,18 @@ struct Cli {
         default_value = "redis://127.0.0.1:6379"
     )]
     redis: String,
+    /// Write every figure of the run to this file as JSON.
+    #[arg(long, value_name = "PATH")]
+    json: Option<PathBuf>,
+    /// Write a self-contained HTML report (figures, latency histograms,
+    /// deliveries per second over the run) to this file.
+    #[arg(long, value_name = "PATH")]
+    html: Option<PathBuf>,
+    /// Append the run as one Markdown table row (date, revision, machine,
+    /// command, every figure) to this file, under a header when it does not
+    /// end with that table already.
+    #[arg(long, value_name = "PATH")]
+    results: Option<PathBuf>,
     /// An extra setting for every herald process, e.g. HERALD_WORKER_CONCURRENCY=64.
     #[arg(long = "herald-env", value_name = "KEY=VALUE", value_parser = key_value)]
     herald_env: Vec<(String, String)>,

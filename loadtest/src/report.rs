@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use crate::arrivals::Arrivals;
 use crate::latency::{Latencies, Summary};
+use crate::machine::Machine;
+use crate::record::{self, ProcessFigures, Record};
 use crate::resources::{self, Usage};
 use crate::send::Sent;
 
@@ -30,6 +32,8 @@ pub struct Figures {
     pub end_to_end: Latencies,
     /// The load generator's worst lag behind its schedule.
     pub max_lag: Duration,
+    /// First arrivals in each second after the first send.
+    pub deliveries_each_second: Vec<u64>,
 }
 
 impl Figures {
@@ -61,6 +65,12 @@ impl Figures {
             api_latency: sent.api_latency.clone(),
             end_to_end,
             max_lag: sent.max_lag,
+            deliveries_each_second: record::each_second(
+                arrivals
+                    .first
+                    .values()
+                    .map(|at| at.saturating_duration_since(sent.started)),
+            ),
         }
     }
 }
@@ -90,6 +100,53 @@ pub struct Context {
     pub metrics: Vec<String>,
     /// Herald's delivery states at the end (warm-up included).
     pub states: String,
+}
+
+/// Every figure, with where and when it was measured.
+pub fn record(
+    figures: &Figures,
+    context: &Context,
+    machine: Machine,
+    revision: Option<String>,
+    passed: bool,
+) -> Record {
+    let f = figures;
+    let herald_cpu = resources::total_cpu(&context.usage);
+    let all_cpu = herald_cpu + context.cpu.iter().map(|(_, t)| *t).sum::<Duration>();
+    Record {
+        date: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        revision,
+        machine,
+        command: context.command.clone(),
+        title: context.title.clone(),
+        passed,
+        notifications: f.notifications,
+        delivered: f.delivered,
+        missing: f.missing,
+        duplicates: f.duplicates,
+        unexpected: f.unexpected,
+        send_failures: f.send_failures,
+        deliveries_per_second: f.deliveries_per_second,
+        elapsed_seconds: f.elapsed.as_secs_f64(),
+        send_rate: f.send_rate,
+        send_seconds: f.send_time.as_secs_f64(),
+        api_latency_ms: f.api_latency.summary().into(),
+        end_to_end_latency_ms: f.end_to_end.summary().into(),
+        max_lag_ms: record::ms(f.max_lag),
+        herald_processes: context.usage.iter().map(ProcessFigures::from).collect(),
+        herald_cpu_seconds: herald_cpu.as_secs_f64(),
+        herald_cpu_ms_per_delivery: resources::per_delivery(herald_cpu, f.delivered)
+            .map(record::ms),
+        other_cpu_seconds: context
+            .cpu
+            .iter()
+            .map(|(name, t)| (name.clone(), t.as_secs_f64()))
+            .collect(),
+        all_cpu_ms_per_delivery: resources::per_delivery(all_cpu, f.delivered).map(record::ms),
+        deliveries_each_second: f.deliveries_each_second.clone(),
+        herald_states: context.states.clone(),
+        herald_metrics: context.metrics.clone(),
+    }
 }
 
 pub fn summary(figures: &Figures, context: &Context) -> String {

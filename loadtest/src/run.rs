@@ -11,12 +11,14 @@ use herald_standins::smtp::SmtpSink;
 
 use crate::arrivals::{self, Arrivals};
 use crate::cluster::{self, Backends, Cluster, Killed};
+use crate::machine::{self, Machine};
 use crate::process::Launcher;
+use crate::record::Record;
 use crate::report::{self, Figures};
 use crate::resources::Sampler;
 use crate::send::{self, Load, Sent};
 use crate::states::Database;
-use crate::{cpu, metrics, Cli, Mode, Via};
+use crate::{cpu, html, metrics, results, Cli, Mode, Via};
 
 /// The SMTP stand-in waits this long after the last expected arrival, so a
 /// late second copy is still counted.
@@ -165,6 +167,15 @@ pub async fn measure(
         println!("send error: {error}");
     }
     let ok = verdict(cli, &figures, killed.is_some(), states.in_progress());
+    let record = report::record(
+        &figures,
+        &context,
+        Machine::here(machine_busy),
+        std::env::current_dir()
+            .ok()
+            .and_then(|dir| machine::revision(&dir)),
+        ok,
+    );
     let services = cluster.services.clone();
     cluster.stop().await;
     match services {
@@ -176,7 +187,27 @@ pub async fn measure(
         Some(s) => eprintln!("database kept for inspection: {}", s.database_url),
         None => {}
     }
+    write_outputs(cli, &record, &figures)?;
     Ok(ok)
+}
+
+/// `--json`, `--html` and `--results`, each when asked for.
+fn write_outputs(cli: &Cli, record: &Record, figures: &Figures) -> anyhow::Result<()> {
+    if let Some(path) = &cli.json {
+        let json = serde_json::to_string_pretty(record)?;
+        std::fs::write(path, json + "\n").with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("figures written to {}", path.display());
+    }
+    if let Some(path) = &cli.html {
+        let page = html::page(record, &figures.api_latency, &figures.end_to_end);
+        std::fs::write(path, page).with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("report written to {}", path.display());
+    }
+    if let Some(path) = &cli.results {
+        results::append(path, record)?;
+        eprintln!("row appended to {}", path.display());
+    }
+    Ok(())
 }
 
 /// Over REST, or onto the events topic with `--via kafka`.

@@ -20,6 +20,7 @@ use rdkafka::ClientConfig;
 use serde_json::{json, Value};
 
 use crate::latency::Latencies;
+use crate::progress::Progress;
 
 /// What was sent, and when.
 #[derive(Debug)]
@@ -84,6 +85,7 @@ impl Sent {
             }
             progress.tick();
         }
+        progress.finish();
         self.finished = Instant::now();
     }
 
@@ -352,43 +354,6 @@ pub async fn over_kafka(brokers: &str, topic: &str, load: Load<'_>) -> anyhow::R
     )
     .await;
     Ok(sent)
-}
-
-/// A line every tenth of the way, so a slow run shows it is alive.
-struct Progress {
-    what: &'static str,
-    total: usize,
-    done: usize,
-    started: Instant,
-    verbose: bool,
-    /// `done` at the last line printed.
-    printed: usize,
-}
-
-impl Progress {
-    fn new(what: &'static str, total: usize, verbose: bool) -> Progress {
-        Progress {
-            what,
-            total,
-            done: 0,
-            started: Instant::now(),
-            verbose,
-            printed: 0,
-        }
-    }
-
-    fn tick(&mut self) {
-        self.done += 1;
-        if !self.verbose {
-            return;
-        }
-        let step = (self.total / 10).max(1);
-        if self.done >= self.printed + step || self.done == self.total {
-            self.printed = self.done;
-            let rate = self.done as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
-            eprintln!("  {} {}/{} ({rate:.0}/s)", self.what, self.done, self.total);
-        }
-    }
 }
 
 #[cfg(test)]
