@@ -98,6 +98,21 @@ pub fn page(record: &Record, api: &Latencies, end_to_end: &Latencies) -> String 
     for (name, seconds) in &record.other_cpu_seconds {
         row(&format!("{name} CPU"), format!("{seconds:.1} s"));
     }
+    for c in &record.ceilings {
+        row(
+            &format!("{} alone", c.name),
+            format!(
+                "{:.0}/s ({} in {:.2} s)",
+                c.per_second, c.records, c.seconds
+            ),
+        );
+    }
+    if let Some(share) = record.share_of_slowest_ceiling {
+        row(
+            "share of the slowest ceiling",
+            format!("{:.1} %", share * 100.0),
+        );
+    }
     row("Herald's records", record.herald_states.clone());
     let _ = writeln!(out, "</table>");
     let _ = writeln!(out, "<h2>End-to-end latency</h2>");

@@ -5,6 +5,7 @@
 //! latency. See loadtest/README.md.
 
 mod arrivals;
+mod ceilings;
 mod cluster;
 mod cpu;
 mod html;
@@ -104,6 +105,11 @@ struct Cli {
         default_value = "redis://127.0.0.1:6379"
     )]
     redis: String,
+    /// Before Herald starts, measure what the backends alone manage with as
+    /// many records (Kafka produced and consumed, database rows committed
+    /// 100 to a transaction) and report Herald as a share of the slowest.
+    #[arg(long)]
+    ceilings: bool,
     /// Write every figure of the run to this file as JSON.
     #[arg(long, value_name = "PATH")]
     json: Option<PathBuf>,

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::ceilings::Ceiling;
 use crate::latency::Summary;
 use crate::machine::Machine;
 use crate::resources::{self, Usage};
@@ -49,6 +50,10 @@ pub struct Record {
     pub deliveries_each_second: Vec<u64>,
     pub herald_states: String,
     pub herald_metrics: Vec<String>,
+    /// What the backends alone did with as many records (`--ceilings`).
+    pub ceilings: Vec<Ceiling>,
+    /// Herald's deliveries/s ÷ the slowest ceiling's records/s.
+    pub share_of_slowest_ceiling: Option<f64>,
 }
 
 /// A latency summary in milliseconds.

@@ -4,6 +4,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use crate::arrivals::Arrivals;
+use crate::ceilings::{self, Ceiling};
 use crate::latency::{Latencies, Summary};
 use crate::machine::Machine;
 use crate::record::{self, ProcessFigures, Record};
@@ -89,6 +90,8 @@ pub struct Context {
     pub command: String,
     /// Sent on a schedule (`--rate`), so latencies count from each slot.
     pub paced: bool,
+    /// What the backends alone did (`--ceilings`).
+    pub ceilings: Vec<Ceiling>,
     /// CPU time of the load test and the backends over the measured span.
     pub cpu: Vec<(String, Duration)>,
     /// Each Herald process's CPU time over the measured span and peak RSS.
@@ -146,6 +149,12 @@ pub fn record(
         deliveries_each_second: f.deliveries_each_second.clone(),
         herald_states: context.states.clone(),
         herald_metrics: context.metrics.clone(),
+        ceilings: context.ceilings.clone(),
+        share_of_slowest_ceiling: ceilings::share_of_slowest(
+            &context.ceilings,
+            f.deliveries_per_second,
+        )
+        .map(|(_, share)| share),
     }
 }
 
@@ -200,6 +209,22 @@ pub fn summary(figures: &Figures, context: &Context) -> String {
         let _ = writeln!(
             out,
             "                   (both from the moment each send left)"
+        );
+    }
+    if let Some((slowest, share)) =
+        ceilings::share_of_slowest(&context.ceilings, f.deliveries_per_second)
+    {
+        let alone: Vec<String> = context
+            .ceilings
+            .iter()
+            .map(|c| format!("{} {:.0}/s", c.name, c.per_second))
+            .collect();
+        let _ = writeln!(
+            out,
+            "ceilings           {} alone; herald's deliveries/s are {:.1} % of the slowest ({})",
+            alone.join(", "),
+            share * 100.0,
+            slowest.name
         );
     }
     if let Some(killed) = &context.killed {

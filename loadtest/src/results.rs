@@ -9,7 +9,7 @@ use anyhow::Context as _;
 
 use crate::record::{LatencyMs, Record};
 
-const HEADER: &str = "| date | revision | machine | command | notifications | delivered | missing / duplicates / unexpected / failed | deliveries/s | send rate/s | API latency p50 / p90 / p99 / p99.9 / max (ms) | end-to-end p50 / p90 / p99 / p99.9 / max (ms) | Herald CPU | Herald CPU per delivery | peak RSS | other CPU | verdict |";
+const HEADER: &str = "| date | revision | machine | command | notifications | delivered | missing / duplicates / unexpected / failed | deliveries/s | send rate/s | API latency p50 / p90 / p99 / p99.9 / max (ms) | end-to-end p50 / p90 / p99 / p99.9 / max (ms) | Herald CPU | Herald CPU per delivery | peak RSS | other CPU | ceilings (alone) | verdict |";
 
 /// Appends the run's row, and the header first when needed.
 pub fn append(path: &Path, record: &Record) -> anyhow::Result<()> {
@@ -115,10 +115,28 @@ pub fn row(r: &Record) -> String {
         per_delivery,
         rss,
         other,
+        ceilings(r),
         if r.passed { "pass" } else { "FAIL" }.to_owned(),
     ];
     let cells: Vec<String> = cells.iter().map(|c| cell(c)).collect();
     format!("| {} |", cells.join(" | "))
+}
+
+/// "kafka 9000/s, postgres 3000/s; herald 12.5 % of the slowest", or "—".
+fn ceilings(r: &Record) -> String {
+    let Some(share) = r.share_of_slowest_ceiling else {
+        return "—".to_owned();
+    };
+    let alone: Vec<String> = r
+        .ceilings
+        .iter()
+        .map(|c| format!("{} {:.0}/s", c.name, c.per_second))
+        .collect();
+    format!(
+        "{}; herald {:.1} % of the slowest",
+        alone.join(", "),
+        share * 100.0
+    )
 }
 
 fn latencies(l: &LatencyMs) -> String {
@@ -136,6 +154,7 @@ fn cell(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ceilings::Ceiling;
     use crate::machine::Machine;
     use crate::record::ProcessFigures;
 
@@ -188,6 +207,13 @@ mod tests {
             deliveries_each_second: vec![300; 33],
             herald_states: "sent 10100".to_owned(),
             herald_metrics: Vec::new(),
+            ceilings: vec![Ceiling {
+                name: "sqlite".to_owned(),
+                records: 10_000,
+                seconds: 4.0,
+                per_second: 2500.0,
+            }],
+            share_of_slowest_ceiling: Some(0.119856),
         }
     }
 
@@ -199,7 +225,8 @@ mod tests {
              | `loadtest --mode embedded --rate 300 --herald-env 'HERALD_X=a\\|b'` \
              | 10000 | 10000 | 0 / 0 / 0 / 0 | 299.6 | 300.0 \
              | 2.0 / 60.2 / 71.5 / 90.0 / 120.0 | 46.9 / 60.2 / 71.5 / 90.0 / 120.0 \
-             | serve 28.0 s (total 28.0 s) | 2.80 ms | serve 61 MiB | loadtest+smtp 4.0 s | pass |"
+             | serve 28.0 s (total 28.0 s) | 2.80 ms | serve 61 MiB | loadtest+smtp 4.0 s \
+             | sqlite 2500/s; herald 12.0 % of the slowest | pass |"
         );
     }
 

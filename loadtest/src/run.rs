@@ -10,6 +10,7 @@ use herald_domain::DeliveryId;
 use herald_standins::smtp::SmtpSink;
 
 use crate::arrivals::{self, Arrivals};
+use crate::ceilings::{self, Ceiling};
 use crate::cluster::{self, Backends, Cluster, Killed};
 use crate::machine::{self, Machine};
 use crate::process::Launcher;
@@ -33,6 +34,11 @@ pub async fn measure(
     templates: &Path,
     dir: &Path,
 ) -> anyhow::Result<bool> {
+    let ceilings = if cli.ceilings {
+        measure_ceilings(cli, dir).await?
+    } else {
+        Vec::new()
+    };
     let smtp = SmtpSink::start()
         .await
         .context("starting the SMTP stand-in")?;
@@ -151,6 +157,7 @@ pub async fn measure(
         title: title(cli),
         command: crate::command_line(),
         paced: cli.rate.is_some() && !cli.topic,
+        ceilings,
         cpu,
         usage,
         machine_busy,
@@ -208,6 +215,31 @@ fn write_outputs(cli: &Cli, record: &Record, figures: &Figures) -> anyhow::Resul
         eprintln!("row appended to {}", path.display());
     }
     Ok(())
+}
+
+/// The backends alone, with as many records as the run has deliveries.
+async fn measure_ceilings(cli: &Cli, dir: &Path) -> anyhow::Result<Vec<Ceiling>> {
+    let n = if cli.topic {
+        cli.users
+    } else {
+        cli.notifications
+    };
+    eprintln!("measuring the backends alone with {n} records");
+    let mut found = Vec::new();
+    match cli.mode {
+        Mode::Embedded => found.push(ceilings::sqlite(dir, n).await?),
+        Mode::Services => {
+            found.push(ceilings::kafka(&cli.kafka, cli.users, n).await?);
+            found.push(ceilings::postgres(&cli.postgres, n).await?);
+        }
+    }
+    for c in &found {
+        eprintln!(
+            "  {} alone: {:.0}/s ({} in {:.2} s)",
+            c.name, c.per_second, c.records, c.seconds
+        );
+    }
+    Ok(found)
 }
 
 /// Over REST, or onto the events topic with `--via kafka`.
