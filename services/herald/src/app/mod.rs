@@ -1,27 +1,31 @@
 //! Wiring: start the parts a process's role asks for on the backends
 //! [`Backends`] picked, supervise them, and stop them.
+//!
+//! [`start`] is the one sequence that builds a process; the consumer stages
+//! it spawns are supervised in `stages`, and the [`Running`] it returns is
+//! how a caller watches and stops it.
+
+mod running;
+mod stages;
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{bail, Context};
 use herald_api::{ApiConfig, ApiKeys, AppState, OutboxRelay, RelayConfig};
-use herald_bus::{consume, Bus, ConsumeOptions, ConsumeStats, Handler, Topic};
 use herald_domain::{Channel, Clock, RetryPolicy, SystemClock};
 use herald_router::{Router, Scheduler, SchedulerConfig};
-use herald_store::Store;
 use herald_templates::TemplateStore;
 use herald_workers::{ChannelWorker, ReceiptConsumer, WorkerConfig};
-
-use crate::backends::provider_for;
-pub use crate::backends::{kafka_bus, open_store, Backends};
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::backends::provider_for;
+pub use crate::backends::{kafka_bus, open_store, Backends};
 use crate::Config;
+pub use running::Running;
+use stages::{watch_backlog, Consumers};
 
 /// Which parts a process runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,56 +40,6 @@ pub enum Role {
     Workers(Vec<Channel>),
     /// The receipt consumer.
     Receipts,
-}
-
-/// A started Herald: its address, its parts, and the handle to stop it.
-pub struct Running {
-    pub addr: SocketAddr,
-    pub store: Store,
-    pub bus: Arc<dyn Bus>,
-    stats: HashMap<String, Arc<ConsumeStats>>,
-    shutdown: CancellationToken,
-    tasks: JoinSet<()>,
-    scheduler_wake: Option<Arc<Notify>>,
-}
-
-impl Running {
-    /// Pokes this process's scheduler to look for due timers now (after a
-    /// test moved its clock).
-    pub fn wake_scheduler(&self) {
-        if let Some(wake) = &self.scheduler_wake {
-            wake.notify_one();
-        }
-    }
-
-    /// Records the stage (`router`, `worker.email`, `receipts`…) of this
-    /// process has finished and acknowledged; 0 for a stage it does not run.
-    pub fn handled(&self, stage: &str) -> u64 {
-        self.stats.get(stage).map_or(0, |s| s.handled())
-    }
-
-    /// Stops taking work, finishes what is in hand, and returns.
-    pub async fn stop(mut self) {
-        self.shutdown.cancel();
-        while self.tasks.join_next().await.is_some() {}
-        self.store.db().close().await;
-    }
-
-    /// Stops at once, abandoning work in hand, as a crash would (for tests).
-    pub async fn abort(mut self) {
-        self.tasks.abort_all();
-        while self.tasks.join_next().await.is_some() {}
-    }
-
-    /// Waits until every part has stopped (after `shutdown` is cancelled).
-    pub async fn wait(mut self) {
-        while let Some(result) = self.tasks.join_next().await {
-            if let Err(e) = result {
-                tracing::error!(error = %e, "a task failed");
-            }
-        }
-        self.store.db().close().await;
-    }
 }
 
 /// Runs everything in one process until `shutdown`: `herald serve`.
@@ -297,62 +251,4 @@ fn check_exposure(config: &Config) -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-struct Consumers<'a> {
-    tasks: &'a mut JoinSet<()>,
-    bus: &'a Arc<dyn Bus>,
-    shutdown: &'a CancellationToken,
-    prefix: &'a str,
-    watched: Vec<(Topic, String)>,
-    stats: HashMap<String, Arc<ConsumeStats>>,
-}
-
-impl Consumers<'_> {
-    fn spawn(&mut self, topic: Topic, handler: Arc<dyn Handler>, stage: &str, concurrency: usize) {
-        let group = format!("{}{stage}", self.prefix);
-        self.watched.push((topic.clone(), group.clone()));
-        let options = ConsumeOptions::new(stage, group, concurrency);
-        self.stats.insert(stage.to_owned(), options.stats.clone());
-        let (bus, shutdown) = (self.bus.clone(), self.shutdown.clone());
-        self.tasks.spawn(async move {
-            // A consumer that cannot subscribe (broker away) tries again
-            // rather than leaving the process alive but idle.
-            let mut wait = Duration::from_secs(1);
-            loop {
-                match consume(bus.clone(), topic.clone(), handler.clone(), options.clone(), shutdown.clone()).await {
-                    Ok(()) => return,
-                    Err(e) => tracing::error!(stage = %options.stage, error = %e, retry_in = ?wait, "consumer failed"),
-                }
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = tokio::time::sleep(wait) => {}
-                }
-                wait = (wait * 2).min(Duration::from_secs(30));
-            }
-        });
-    }
-}
-
-/// Publishes each consumed topic's backlog as a gauge, for dashboards and
-/// autoscaling on lag.
-async fn watch_backlog(
-    bus: Arc<dyn Bus>,
-    watched: Vec<(Topic, String)>,
-    shutdown: CancellationToken,
-) {
-    loop {
-        for (topic, group) in &watched {
-            match bus.backlog(topic, group).await {
-                Ok(Some(n)) => metrics::gauge!(herald_telemetry::QUEUE_BACKLOG, "topic" => topic.name().to_owned())
-                    .set(n as f64),
-                Ok(None) => {}
-                Err(e) => tracing::debug!(topic = %topic, error = %e, "backlog unknown"),
-            }
-        }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(Duration::from_secs(15)) => {}
-        }
-    }
 }
