@@ -28,6 +28,8 @@ async fn kafka(partitions: i32) -> KafkaBus {
     let config = KafkaConfig {
         session_timeout: Duration::from_secs(6),
         partitions,
+        // Batches of many records, so resuming inside one is exercised.
+        batch_messages: 1000,
         ..KafkaConfig::new(brokers)
     };
     let prefix = format!("test.{}.", uuid::Uuid::new_v4().simple());
