@@ -194,7 +194,7 @@ impl Config {
         let kafka_batch_messages = positive(
             "HERALD_KAFKA_BATCH_MESSAGES",
             get("HERALD_KAFKA_BATCH_MESSAGES"),
-            1u32,
+            1000u32,
         )?;
         let kafka_resume_window = parse::<i64>(
             "HERALD_KAFKA_RESUME_WINDOW",
@@ -480,7 +480,10 @@ mod tests {
     #[test]
     fn kafka_batches_must_fit_the_resume_window_unless_it_is_off() {
         let c = config(&[]).unwrap();
-        assert_eq!((c.kafka_batch_messages, c.kafka_resume_window), (1, 10_000));
+        assert_eq!(
+            (c.kafka_batch_messages, c.kafka_resume_window),
+            (1000, 10_000)
+        );
         for (batch, window, ok) in [
             ("10000", "10000", true),
             ("10001", "10000", false),

@@ -35,11 +35,8 @@ pub struct KafkaConfig {
     pub replication: i32,
     /// How long a publish may wait for the broker's acknowledgement.
     pub publish_timeout: Duration,
-    /// Records per producer batch at most (`batch.num.messages`). 1 by
-    /// default for now: with batches of many records the replicated scale
-    /// test (a router and a worker killed mid-run) falls behind on this
-    /// machine, cause not yet found; the rewind below keeps batches that
-    /// outside producers write safe meanwhile.
+    /// Records per producer batch at most (`batch.num.messages`); never
+    /// more than `resume_window` where the window is on.
     pub batch_messages: u32,
     /// How many records before its committed offset a consumer starts
     /// reading a partition it is assigned, dropping those below the offset.
@@ -59,7 +56,7 @@ impl KafkaConfig {
             partitions: 8,
             replication: 1,
             publish_timeout: Duration::from_secs(30),
-            batch_messages: 1,
+            batch_messages: 1000,
             // librdkafka's own default batch limit, so outside producers
             // left at their defaults are covered too.
             resume_window: 10_000,
