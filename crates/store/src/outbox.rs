@@ -87,6 +87,23 @@ impl Store {
         Ok(messages)
     }
 
+    /// Hands leased messages back at once (their publish failed), so the
+    /// next pass need not wait out the lease.
+    pub async fn release_outbox(&self, ids: &[i64]) -> Result<(), StoreError> {
+        for chunk in ids.chunks(500) {
+            let sql = format!(
+                "UPDATE outbox SET lease_until = 0 WHERE id IN ({})",
+                placeholders(chunk.len())
+            );
+            let mut query = sqlx::query(&sql);
+            for id in chunk {
+                query = query.bind(*id);
+            }
+            query.execute(self.db.write()).await?;
+        }
+        Ok(())
+    }
+
     /// Forgets messages the relay has published.
     pub async fn delete_outbox(&self, ids: &[i64]) -> Result<(), StoreError> {
         for chunk in ids.chunks(500) {

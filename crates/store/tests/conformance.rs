@@ -422,6 +422,13 @@ async fn the_outbox_leases_rows_to_one_relay_at_a_time(store: Store) {
         .await
         .unwrap()
         .is_empty());
+    // A failed publish hands its rows back: leasable again before the lease ends.
+    store.release_outbox(&[second[0].id]).await.unwrap();
+    let released = store.lease_outbox(10, t0(), lease).await.unwrap();
+    assert_eq!(
+        released.iter().map(|m| m.key.as_str()).collect::<Vec<_>>(),
+        vec!["o2"]
+    );
     store.delete_outbox(&[first[0].id]).await.unwrap();
     let after = lease + Duration::seconds(1);
     let again = store

@@ -86,8 +86,15 @@ impl OutboxRelay {
                 }
             }
         }
-        self.bus.publish_all(&messages).await?;
         let ids: Vec<i64> = batch.iter().map(|m| m.id).collect();
+        if let Err(e) = self.bus.publish_all(&messages).await {
+            // Back to the outbox at once: the next pass tries again rather
+            // than waiting out the lease (a publish may time out after 30 s).
+            if let Err(release) = self.store.release_outbox(&ids).await {
+                tracing::warn!(error = %release, "cannot hand the batch back; it waits out its lease");
+            }
+            return Err(e.into());
+        }
         self.store.delete_outbox(&ids).await?;
         metrics::counter!(herald_telemetry::OUTBOX_RELAYED).increment(batch.len() as u64);
         Ok(batch.len())
