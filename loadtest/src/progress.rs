@@ -98,7 +98,7 @@ impl Progress {
 fn bar(what: &str, total: usize) -> ProgressBar {
     let bar = ProgressBar::new(total as u64);
     let template = format!(
-        "  {what:<9} [{{elapsed_precise}}] {{wide_bar}} {{pos}}/{{len}} ({{per_sec}}, {{eta}} left) {{msg}}"
+        "  {what:<9} [{{elapsed_precise}}] {{wide_bar}} {{pos}}/{{len}} ({{eta}} left) {{msg}}"
     );
     bar.set_style(
         ProgressStyle::with_template(&template).unwrap_or_else(|_| ProgressStyle::default_bar()),

@@ -244,14 +244,14 @@ pub fn summary(figures: &Figures, context: &Context) -> String {
             .iter()
             .map(|u| {
                 format!(
-                    "{} {:.1}s, {:.0} MiB",
+                    "{}: CPU {:.1}s, peak RSS {:.0} MiB",
                     u.name,
                     u.cpu.as_secs_f64(),
                     resources::mib(u.peak_rss_bytes)
                 )
             })
             .collect();
-        let _ = writeln!(out, "herald CPU, peak RSS {}", herald.join("; "));
+        let _ = writeln!(out, "herald processes   {}", herald.join("; "));
     }
     if !context.cpu.is_empty() {
         let cpu: Vec<String> = context

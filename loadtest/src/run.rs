@@ -91,13 +91,15 @@ pub async fn measure(
     let warmed_up = warm_up(cli, &client, &api, events.as_deref(), load, &smtp).await?;
     let skip = smtp.count();
     eprintln!(
-        "{} users ready, {} warm-up notifications delivered; sending {} via {:?}, {} in flight{}",
+        "{} users ready, {} warm-up notifications delivered; sending {} via {:?}, {}",
         users.len(),
         warmed_up.len(),
         cli.notifications,
         cli.via,
-        cli.concurrency,
-        cli.rate.map(|r| format!(", {r}/s")).unwrap_or_default()
+        cli.rate
+            .map_or(format!("{} in flight", cli.concurrency), |r| {
+                format!("{r}/s on schedule (open model)")
+            })
     );
 
     let sampler = Sampler::start(started);
@@ -383,12 +385,13 @@ fn title(cli: &Cli) -> String {
         );
     }
     let via = match cli.via {
-        Via::Rest => format!("POST /v1/notifications, {} in flight", cli.concurrency),
-        Via::Kafka => format!("events on Kafka, {} in flight", cli.concurrency),
+        Via::Rest => "POST /v1/notifications",
+        Via::Kafka => "events on Kafka",
     };
-    let rate = cli.rate.map_or("as fast as accepted".to_owned(), |r| {
-        format!("paced at {r}/s")
-    });
+    let rate = cli.rate.map_or(
+        format!("{} in flight, as fast as accepted", cli.concurrency),
+        |r| format!("paced at {r}/s, each on schedule (open model)"),
+    );
     format!(
         "Herald load test: {mode}\n{via}, {rate}; {} users; {} warm-up notifications not counted",
         cli.users, cli.warmup
