@@ -18,9 +18,6 @@ use tokio::sync::Notify;
 
 use crate::{Acker, Bus, BusError, Consumer, Position, Record, Topic, Topics};
 
-/// Rows deleted by one acknowledging statement at most.
-const ACK_CHUNK: usize = 500;
-
 #[derive(Debug, Clone)]
 pub struct EmbeddedConfig {
     /// How long a handed-out message stays invisible to other consumers.
@@ -249,17 +246,13 @@ struct EmbeddedAcker {
 #[async_trait]
 impl Acker for EmbeddedAcker {
     async fn ack(&self, _topic: &str, positions: &[Position]) -> Result<(), BusError> {
-        for chunk in positions.chunks(ACK_CHUNK) {
-            let sql = format!(
-                "DELETE FROM bus_messages WHERE id IN ({})",
-                herald_store::placeholders(chunk.len())
-            );
-            let mut query = sqlx::query(&sql);
-            for position in chunk {
-                query = query.bind(position.offset);
-            }
-            query.execute(self.db.write()).await?;
-        }
+        let ids: Vec<i64> = positions.iter().map(|p| p.offset).collect();
+        herald_store::execute_for_ids(
+            self.db.write(),
+            "DELETE FROM bus_messages WHERE id IN",
+            &ids,
+        )
+        .await?;
         Ok(())
     }
 }

@@ -69,6 +69,24 @@ pub fn placeholders(n: usize) -> String {
         .join(", ")
 }
 
+/// Runs `{statement} ({list})` for `ids`, 500 bound ids at a time:
+/// `statement` ends in `… WHERE id IN`.
+pub async fn execute_for_ids(
+    pool: &sqlx::AnyPool,
+    statement: &str,
+    ids: &[i64],
+) -> Result<(), sqlx::Error> {
+    for chunk in ids.chunks(500) {
+        let sql = format!("{statement} ({})", placeholders(chunk.len()));
+        let mut query = sqlx::query(&sql);
+        for id in chunk {
+            query = query.bind(*id);
+        }
+        query.execute(pool).await?;
+    }
+    Ok(())
+}
+
 pub(crate) fn millis(at: DateTime<Utc>) -> i64 {
     at.timestamp_millis()
 }

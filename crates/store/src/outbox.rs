@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
-use crate::{millis, placeholders, Dialect, Store, StoreError};
+use crate::{millis, Dialect, Store, StoreError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboxMessage {
@@ -90,33 +90,18 @@ impl Store {
     /// Hands leased messages back at once (their publish failed), so the
     /// next pass need not wait out the lease.
     pub async fn release_outbox(&self, ids: &[i64]) -> Result<(), StoreError> {
-        for chunk in ids.chunks(500) {
-            let sql = format!(
-                "UPDATE outbox SET lease_until = 0 WHERE id IN ({})",
-                placeholders(chunk.len())
-            );
-            let mut query = sqlx::query(&sql);
-            for id in chunk {
-                query = query.bind(*id);
-            }
-            query.execute(self.db.write()).await?;
-        }
+        crate::execute_for_ids(
+            self.db.write(),
+            "UPDATE outbox SET lease_until = 0 WHERE id IN",
+            ids,
+        )
+        .await?;
         Ok(())
     }
 
     /// Forgets messages the relay has published.
     pub async fn delete_outbox(&self, ids: &[i64]) -> Result<(), StoreError> {
-        for chunk in ids.chunks(500) {
-            let sql = format!(
-                "DELETE FROM outbox WHERE id IN ({})",
-                placeholders(chunk.len())
-            );
-            let mut query = sqlx::query(&sql);
-            for id in chunk {
-                query = query.bind(*id);
-            }
-            query.execute(self.db.write()).await?;
-        }
+        crate::execute_for_ids(self.db.write(), "DELETE FROM outbox WHERE id IN", ids).await?;
         Ok(())
     }
 
