@@ -38,6 +38,19 @@ async fn kafka(partitions: i32) -> KafkaBus {
     bus
 }
 
+/// Receives and acknowledges until nothing more comes (the first record may
+/// wait for a group join); returns the payloads in order.
+async fn drain(consumer: &mut dyn herald_bus::Consumer) -> Vec<String> {
+    let mut seen = Vec::new();
+    let mut wait = WAIT;
+    while let Ok(Ok(record)) = timeout(wait, consumer.recv()).await {
+        seen.push(String::from_utf8(record.payload.clone()).unwrap());
+        record.ack().await.unwrap();
+        wait = Duration::from_secs(2);
+    }
+    seen
+}
+
 async fn records_arrive_once_in_order_with_key_and_payload(bus: Arc<dyn Bus>) {
     let topic = bus.topics().events();
     for i in 0..5 {
@@ -208,20 +221,7 @@ async fn kafka_commits_only_the_finished_prefix_so_a_new_member_resumes_at_the_f
     drop(unfinished);
     drop(consumer);
     let mut consumer = bus.subscribe(&topic, "resume").await.unwrap();
-    let mut again = Vec::new();
-    while let Ok(Ok(record)) = timeout(
-        if again.is_empty() {
-            WAIT
-        } else {
-            Duration::from_secs(2)
-        },
-        consumer.recv(),
-    )
-    .await
-    {
-        again.push(String::from_utf8(record.payload.clone()).unwrap());
-        record.ack().await.unwrap();
-    }
+    let again = drain(consumer.as_mut()).await;
     assert_eq!(
         again,
         vec!["2", "3", "4"],
@@ -261,20 +261,7 @@ async fn kafka_resuming_inside_a_batch_of_many_records_skips_nothing() {
     drop(consumer);
 
     let mut consumer = bus.subscribe(&topic, "mid-batch").await.unwrap();
-    let mut again = Vec::new();
-    while let Ok(Ok(record)) = timeout(
-        if again.is_empty() {
-            WAIT
-        } else {
-            Duration::from_secs(2)
-        },
-        consumer.recv(),
-    )
-    .await
-    {
-        again.push(String::from_utf8(record.payload.clone()).unwrap());
-        record.ack().await.unwrap();
-    }
+    let again = drain(consumer.as_mut()).await;
     let expected: Vec<String> = (20..50).map(|i| i.to_string()).collect();
     assert_eq!(
         again, expected,
