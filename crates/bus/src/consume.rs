@@ -62,6 +62,8 @@ impl ConsumeStats {
         self.handled.load(Ordering::Relaxed)
     }
 
+    /// Records of those refused as poison and written to the DLQ (counted
+    /// when written, before their acknowledgement).
     pub fn dead_lettered(&self) -> u64 {
         self.dead_lettered.load(Ordering::Relaxed)
     }
@@ -275,6 +277,10 @@ impl Step<'_> {
             return false;
         }
         metrics::counter!(herald_telemetry::DEAD_LETTERS, "stage" => stage.clone()).increment(1);
+        self.options
+            .stats
+            .dead_lettered
+            .fetch_add(1, Ordering::Relaxed);
         true
     }
 

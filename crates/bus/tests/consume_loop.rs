@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use herald_bus::{
-    consume, Bus, ConsumeOptions, EmbeddedBus, EmbeddedConfig, HandleError, Handler, Record, Topics,
+    consume, Bus, ConsumeOptions, ConsumeStats, EmbeddedBus, EmbeddedConfig, HandleError, Handler,
+    Record, Topics,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -52,7 +53,14 @@ impl Handler for Recorder {
     }
 }
 
-async fn run(max_batch: usize) -> (Arc<Recorder>, EmbeddedBus, tempfile::TempDir) {
+async fn run(
+    max_batch: usize,
+) -> (
+    Arc<Recorder>,
+    EmbeddedBus,
+    Arc<ConsumeStats>,
+    tempfile::TempDir,
+) {
     let dir = tempfile::tempdir().unwrap();
     let store = herald_store::testing::sqlite_store(dir.path())
         .await
@@ -99,11 +107,11 @@ async fn run(max_batch: usize) -> (Arc<Recorder>, EmbeddedBus, tempfile::TempDir
     }
     shutdown.cancel();
     running.await.unwrap().unwrap();
-    (handler, bus, dir)
+    (handler, bus, stats, dir)
 }
 
 async fn every_record_is_finished_once_and_acknowledged(max_batch: usize) -> Vec<usize> {
-    let (handler, bus, _dir) = run(max_batch).await;
+    let (handler, bus, stats, _dir) = run(max_batch).await;
     let seen = handler.seen.lock().unwrap().clone();
     assert_eq!(seen.len(), 102);
     assert_eq!(seen["flaky"], 2, "tried again after a retriable failure");
@@ -120,6 +128,8 @@ async fn every_record_is_finished_once_and_acknowledged(max_batch: usize) -> Vec
     );
     let letters = bus.peek(&bus.topics().dlq(), 10).await.unwrap();
     assert_eq!(letters.len(), 1, "the poison record is dead-lettered");
+    assert_eq!(stats.dead_lettered(), 1, "and counted as such");
+    assert_eq!(stats.handled(), 102, "among the records finished");
     let batches = handler.batches.lock().unwrap().clone();
     batches
 }

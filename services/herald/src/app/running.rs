@@ -38,6 +38,11 @@ impl Running {
         self.stats.get(stage).map_or(0, |s| s.handled())
     }
 
+    /// Records of `stage` this process refused as poison and dead-lettered.
+    pub fn dead_lettered(&self, stage: &str) -> u64 {
+        self.stats.get(stage).map_or(0, |s| s.dead_lettered())
+    }
+
     /// Stops taking work, finishes what is in hand, and returns.
     pub async fn stop(mut self) {
         self.shutdown.cancel();

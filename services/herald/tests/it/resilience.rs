@@ -319,15 +319,21 @@ async fn a_notification_committed_just_before_a_crash_is_delivered_after_restart
         }
         if std::time::Instant::now() > deadline {
             let bus = app.bus();
+            let prefix = &app.config().topic_prefix;
             let events = bus.topics().events();
-            let group = format!("{}router", app.config().topic_prefix);
+            let jobs = bus.topics().deliveries(Channel::InApp);
             panic!(
-                "not delivered {:?} after the restart: outbox rows {:?}, router handled {}, \
-                 events the router's group has not finished {:?}: {n:#}",
+                "not delivered {:?} after the restart: outbox rows {:?}; router handled {} \
+                 (dead-lettered {}), its group has not finished {:?} events; in-app worker \
+                 handled {} (dead-lettered {}), its group has not finished {:?} jobs: {n:#}",
                 restarted.elapsed(),
                 app.store().outbox_len().await,
                 app.handled("router"),
-                bus.backlog(&events, &group).await,
+                app.dead_lettered("router"),
+                bus.backlog(&events, &format!("{prefix}router")).await,
+                app.handled("worker.in_app"),
+                app.dead_lettered("worker.in_app"),
+                bus.backlog(&jobs, &format!("{prefix}worker.in_app")).await,
             );
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
