@@ -333,6 +333,33 @@ async fn kafka_a_surviving_member_takes_over_a_lost_members_partitions() {
     b_task.abort();
 }
 
+/// A stage stopped as soon as it started (a restart, a crash loop) must
+/// not leave a half-joined member in the group: tansu 0.6 never hands the
+/// partitions such a member was given to anyone once it expires, so the
+/// next consumer of the group would miss their records for good.
+#[tokio::test]
+async fn kafka_a_consumer_stopped_right_after_subscribing_leaves_every_partition_to_the_next() {
+    let bus = kafka(4).await;
+    let topic = bus.topics().events();
+    // Stopped after various short lives, so one lands while the JoinGroup
+    // would be in flight.
+    for life in [5, 20, 50, 100, 200] {
+        let mut short = bus.subscribe(&topic, "restarted").await.unwrap();
+        let _ = timeout(Duration::from_millis(life), short.recv()).await;
+    }
+    let records: Vec<_> = (0..40)
+        .map(|i| (topic.clone(), format!("k{i}"), format!("{i}").into_bytes()))
+        .collect();
+    bus.publish_all(&records).await.unwrap();
+    let mut next = bus.subscribe(&topic, "restarted").await.unwrap();
+    let seen: HashSet<String> = drain(next.as_mut()).await.into_iter().collect();
+    let missing: Vec<_> = (0..40)
+        .map(|i| i.to_string())
+        .filter(|i| !seen.contains(i))
+        .collect();
+    assert!(missing.is_empty(), "never received: {missing:?}");
+}
+
 #[tokio::test]
 async fn kafka_backlog_counts_what_the_group_has_not_finished() {
     let bus = kafka(2).await;

@@ -56,6 +56,7 @@ pub async fn kafka_bus(config: &Config, create_topics: bool) -> anyhow::Result<O
         batch_messages: config.kafka_batch_messages,
         resume_window: config.kafka_resume_window,
         replication: config.kafka_replication,
+        debug: config.kafka_debug.clone(),
         ..KafkaConfig::new(brokers.clone())
     };
     let bus = KafkaBus::connect(kafka, topics(config)).context("connecting to Kafka")?;

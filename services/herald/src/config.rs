@@ -45,6 +45,8 @@ pub struct Config {
     /// Records re-read before the committed offset on assignment; 0: none.
     pub kafka_resume_window: i64,
     pub kafka_replication: i32,
+    /// librdkafka debug contexts to log (`HERALD_KAFKA_DEBUG`).
+    pub kafka_debug: Option<String>,
     pub receipts_concurrency: usize,
     /// Unset: claims and rate limits in this process.
     pub redis_url: Option<String>,
@@ -93,6 +95,7 @@ impl std::fmt::Debug for Config {
             .field("kafka_batch_messages", &self.kafka_batch_messages)
             .field("kafka_resume_window", &self.kafka_resume_window)
             .field("kafka_replication", &self.kafka_replication)
+            .field("kafka_debug", &self.kafka_debug)
             .field("receipts_concurrency", &self.receipts_concurrency)
             .field(
                 "redis_url",
@@ -142,6 +145,7 @@ pub const KEYS: &[&str] = &[
     "HERALD_KAFKA_BATCH_MESSAGES",
     "HERALD_KAFKA_RESUME_WINDOW",
     "HERALD_KAFKA_REPLICATION",
+    "HERALD_KAFKA_DEBUG",
     "HERALD_RECEIPTS_CONCURRENCY",
     "HERALD_REDIS_URL",
     "HERALD_REDIS_PREFIX",
@@ -279,6 +283,7 @@ impl Config {
             )?,
             kafka_batch_messages,
             kafka_resume_window,
+            kafka_debug: get("HERALD_KAFKA_DEBUG").map(str::to_owned),
             redis_url: get("HERALD_REDIS_URL").map(str::to_owned),
             redis_prefix: get("HERALD_REDIS_PREFIX").unwrap_or("herald:").to_owned(),
             api_keys: get("HERALD_API_KEYS").map(str::to_owned),

@@ -12,7 +12,8 @@
 //! On brokers that answer mid-batch fetches correctly (Apache Kafka,
 //! Redpanda) a window of 0 turns this off.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -41,6 +42,9 @@ pub(super) struct Rewind {
     /// Per partition, the committed offset at assignment: records below it
     /// were finished before and are dropped.
     floors: Arc<Mutex<HashMap<PartitionKey, i64>>>,
+    /// Set once the group has given this consumer an assignment (possibly
+    /// empty): from then on it has a member id and leaves the group cleanly.
+    joined: AtomicBool,
 }
 
 impl Rewind {
@@ -48,6 +52,7 @@ impl Rewind {
         Rewind {
             window: window.max(0),
             floors: Arc::default(),
+            joined: AtomicBool::new(false),
         }
     }
 
@@ -119,11 +124,13 @@ impl ConsumerContext for Rewind {
         let result = match err {
             RespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
                 self.rewind(consumer, partitions);
-                if cooperative {
+                let assigned = if cooperative {
                     consumer.incremental_assign(partitions)
                 } else {
                     consumer.assign(partitions)
-                }
+                };
+                self.joined.store(true, Ordering::Release);
+                assigned
             }
             RespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS if cooperative => {
                 consumer.incremental_unassign(partitions)
@@ -168,6 +175,8 @@ type OffsetBook = Arc<Mutex<HashMap<PartitionKey, PartitionOffsets>>>;
 pub(super) struct KafkaConsumer {
     consumer: Arc<StreamConsumer<Rewind>>,
     acker: Arc<KafkaAcker>,
+    /// Records that arrived while [`KafkaConsumer::join`] waited.
+    early: VecDeque<Record>,
 }
 
 impl KafkaConsumer {
@@ -179,13 +188,40 @@ impl KafkaConsumer {
                 offsets: Arc::default(),
             }),
             consumer,
+            early: VecDeque::new(),
         }
     }
-}
 
-#[async_trait]
-impl Consumer for KafkaConsumer {
-    async fn recv(&mut self) -> Result<Record, BusError> {
+    /// Waits, up to `timeout`, until the group has given this consumer its
+    /// first assignment, keeping any record that arrives meanwhile.
+    ///
+    /// A consumer closed while its first JoinGroup is in flight has no
+    /// member id yet, so it cannot leave: the broker keeps the member it
+    /// set aside for it until the session times out. On Apache Kafka that
+    /// delays the next rebalance; on tansu 0.6 the expiry of such a member
+    /// leaves the partitions it had been given with nobody, for good (a
+    /// restarted stage then never saw some records). Joining before the
+    /// stage starts work means a stop always leaves cleanly.
+    pub(super) async fn join(&mut self, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        // Rebalance callbacks run only while the consumer is polled.
+        while !self.consumer.context().joined.load(Ordering::Acquire) {
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            let slice = (deadline - now).min(Duration::from_millis(50));
+            match tokio::time::timeout(slice, self.next()).await {
+                Ok(Ok(record)) => self.early.push_back(record),
+                Ok(Err(e)) => tracing::debug!(error = %e, "while joining the group"),
+                Err(_) => {}
+            }
+        }
+        true
+    }
+
+    /// The next record from librdkafka, skipping those below the floor.
+    async fn next(&self) -> Result<Record, BusError> {
         loop {
             let message = self.consumer.recv().await.map_err(kafka)?;
             let key = (message.topic().to_owned(), message.partition());
@@ -206,6 +242,16 @@ impl Consumer for KafkaConsumer {
             };
             let acker: Arc<dyn Acker> = self.acker.clone();
             return Ok(Record::new(key.0, record_key, payload, 1, position, acker));
+        }
+    }
+}
+
+#[async_trait]
+impl Consumer for KafkaConsumer {
+    async fn recv(&mut self) -> Result<Record, BusError> {
+        match self.early.pop_front() {
+            Some(record) => Ok(record),
+            None => self.next().await,
         }
     }
 

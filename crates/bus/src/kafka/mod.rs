@@ -46,6 +46,9 @@ pub struct KafkaConfig {
     /// batch any producer writes makes that impossible. 0 turns it off (for
     /// Apache Kafka or Redpanda, which answer such fetches correctly).
     pub resume_window: i64,
+    /// librdkafka's debug contexts (`cgrp,fetch`…), logged under the
+    /// `librdkafka` target; `None` for none.
+    pub debug: Option<String>,
 }
 
 impl KafkaConfig {
@@ -60,6 +63,7 @@ impl KafkaConfig {
             // librdkafka's own default batch limit, so outside producers
             // left at their defaults are covered too.
             resume_window: 10_000,
+            debug: None,
         }
     }
 }
@@ -126,6 +130,9 @@ impl KafkaBus {
                 "message.timeout.ms",
                 config.publish_timeout.as_millis().to_string(),
             );
+        if let Some(debug) = &config.debug {
+            client.set("debug", debug);
+        }
         let producer: FutureProducer = client.create().map_err(kafka)?;
         Ok(KafkaBus {
             producer: Arc::new(ProducerSlot {
@@ -209,6 +216,9 @@ impl KafkaBus {
                     .max(100)
                     .to_string(),
             );
+        if let Some(debug) = &self.config.debug {
+            config.set("debug", debug);
+        }
         config
     }
 }
@@ -240,8 +250,16 @@ impl Bus for KafkaBus {
             .create_with_context(Rewind::new(self.config.resume_window))
             .map_err(kafka)?;
         consumer.subscribe(&[topic.name()]).map_err(kafka)?;
-        tracing::info!(topic = %topic, group, "joined consumer group");
-        Ok(Box::new(KafkaConsumer::new(consumer)))
+        let mut consumer = KafkaConsumer::new(consumer);
+        // Bounded: a broker that holds JoinGroups for a session timeout, and
+        // a member of a dead process it waits out first, both fit.
+        let wait = self.config.session_timeout * 3;
+        if consumer.join(wait).await {
+            tracing::info!(topic = %topic, group, "joined consumer group");
+        } else {
+            tracing::warn!(topic = %topic, group, ?wait, "no assignment from the group yet; consuming anyway");
+        }
+        Ok(Box::new(consumer))
     }
 
     async fn ping(&self) -> Result<(), BusError> {

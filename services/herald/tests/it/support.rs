@@ -56,6 +56,21 @@ macro_rules! on_both_backends {
     };
 }
 
+/// With `HERALD_TEST_LOG` set (a tracing filter such as
+/// `herald=debug,herald_bus=debug`), the test process logs to stderr; run
+/// one test with `--nocapture` to read what Herald did.
+fn init_logs() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if let Ok(filter) = std::env::var("HERALD_TEST_LOG") {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+                .with_writer(std::io::stderr)
+                .try_init();
+        }
+    });
+}
+
 pub fn kafka_brokers() -> String {
     std::env::var("HERALD_TEST_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into())
 }
@@ -84,6 +99,14 @@ pub async fn production_settings() -> Vec<(&'static str, String)> {
         ("HERALD_REDIS_URL", redis_url()),
         ("HERALD_REDIS_PREFIX", format!("t{unique}:")),
     ]
+    .into_iter()
+    // librdkafka's own debug logging, for reading a failure (see init_logs).
+    .chain(
+        std::env::var("HERALD_KAFKA_DEBUG")
+            .ok()
+            .map(|debug| ("HERALD_KAFKA_DEBUG", debug)),
+    )
+    .collect()
 }
 
 pub struct TestApp {
@@ -136,6 +159,7 @@ impl TestApp {
     }
 
     pub async fn spawn_with(options: Options) -> TestApp {
+        init_logs();
         let dir = tempfile::tempdir().expect("tempdir");
         let data_dir = dir.path().to_path_buf();
         let mut settings = BTreeMap::new();
@@ -227,6 +251,11 @@ impl TestApp {
     /// Records a stage of this Herald has finished so far.
     pub fn handled(&self, stage: &str) -> u64 {
         self.running.as_ref().expect("running").handled(stage)
+    }
+
+    /// Records of `stage` this Herald dead-lettered so far.
+    pub fn dead_lettered(&self, stage: &str) -> u64 {
+        self.running.as_ref().expect("running").dead_lettered(stage)
     }
 
     /// Waits until `stage` has finished `n` more records than `before`.
