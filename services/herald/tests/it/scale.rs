@@ -310,7 +310,10 @@ async fn deferrals_digests_and_a_topic_survive_every_router_replica_being_killed
     wait_for(150).await;
     router_1.take().unwrap().abort().await;
     let router_3 = replica(&settings, Role::Router, "router-3").await;
-    wait_for(500).await;
+    // Early enough that the run is not over when it dies: the workers alone
+    // can send several hundred of what the routers decided in the time an
+    // abort takes on a busy machine.
+    wait_for(350).await;
     router_2.take().unwrap().abort().await;
     let killed_at = smtp.count();
 
@@ -381,8 +384,8 @@ async fn deferrals_digests_and_a_topic_survive_every_router_replica_being_killed
         .collect();
     assert_eq!(subscribers.len(), USERS, "the topic reached everyone once");
     assert!(
-        killed_at < expected_singles,
-        "the second router died mid-run"
+        killed_at < expected_singles + POSTS,
+        "the second router died mid-run, not after the last e-mail ({killed_at} sent)"
     );
 
     router_3.stop().await;
