@@ -54,6 +54,8 @@ pub trait Handler: Send + Sync + 'static {
 pub struct ConsumeStats {
     handled: AtomicU64,
     dead_lettered: AtomicU64,
+    batches: AtomicU64,
+    largest_batch: AtomicU64,
 }
 
 impl ConsumeStats {
@@ -66,6 +68,24 @@ impl ConsumeStats {
     /// when written, before their acknowledgement).
     pub fn dead_lettered(&self) -> u64 {
         self.dead_lettered.load(Ordering::Relaxed)
+    }
+
+    /// Times records were handed to the handler (one record or several).
+    pub fn batches(&self) -> u64 {
+        self.batches.load(Ordering::Relaxed)
+    }
+
+    /// The most records handed to the handler at once so far.
+    pub fn largest_batch(&self) -> u64 {
+        self.largest_batch.load(Ordering::Relaxed)
+    }
+
+    fn record_batch(&self, stage: &str, records: usize) {
+        let n = records as u64;
+        self.batches.fetch_add(1, Ordering::Relaxed);
+        self.largest_batch.fetch_max(n, Ordering::Relaxed);
+        metrics::histogram!(herald_telemetry::BATCH_RECORDS, "stage" => stage.to_owned())
+            .record(n as f64);
     }
 }
 
@@ -140,6 +160,7 @@ pub async fn consume(
                 }
             }
         };
+        options.stats.record_batch(&options.stage, records.len());
         let mut permit = first;
         if records.len() > 1 {
             // Only this loop takes permits, so the free ones are still free.

@@ -131,6 +131,11 @@ async fn every_record_is_finished_once_and_acknowledged(max_batch: usize) -> Vec
     assert_eq!(stats.dead_lettered(), 1, "and counted as such");
     assert_eq!(stats.handled(), 102, "among the records finished");
     let batches = handler.batches.lock().unwrap().clone();
+    assert_eq!(
+        stats.largest_batch() as usize,
+        batches.iter().copied().max().unwrap_or(1),
+        "the stats know the largest batch handed over"
+    );
     batches
 }
 

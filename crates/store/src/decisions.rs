@@ -10,10 +10,13 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use herald_domain::{Category, Channel, DeliveryId, DeliveryState, NotificationId, UserId};
+use herald_domain::{
+    Category, Channel, DeliveryId, DeliveryState, NotificationEvent, NotificationId, UserId,
+};
 use sqlx::Row;
 
 use crate::deliveries::{encode_trace, insert_delivery, move_members};
+use crate::notifications::insert_notification;
 use crate::timers::{schedule, NewTimer};
 use crate::{from_millis, millis, placeholders, Dialect, NewDelivery, Store, StoreError};
 
@@ -73,6 +76,17 @@ impl Store {
 }
 
 impl DecisionTx {
+    /// Records a notification that arrived on the bus, unless it is known,
+    /// as part of the decisions about it. Returns whether it was new.
+    pub async fn ensure_notification(
+        &mut self,
+        event: &NotificationEvent,
+        source: crate::Source,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        insert_notification(&mut self.tx, event, source, now).await
+    }
+
     /// The notification as this decision must see it: when it was created,
     /// whether it was cancelled, and whether it has deliveries yet. Read so
     /// that a cancellation cannot slip between this and the commit: on

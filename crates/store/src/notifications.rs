@@ -253,7 +253,7 @@ impl Store {
     }
 }
 
-async fn insert_notification(
+pub(crate) async fn insert_notification(
     conn: &mut sqlx::AnyConnection,
     event: &NotificationEvent,
     source: Source,

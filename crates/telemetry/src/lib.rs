@@ -41,6 +41,8 @@ pub const TIMERS_FIRED: &str = "herald_timers_fired_total";
 pub const TIMER_LATENESS_SECONDS: &str = "herald_timer_lateness_seconds";
 /// Timers waiting to fire.
 pub const TIMERS_PENDING: &str = "herald_timers_pending";
+/// Records a consuming stage handled together, by stage.
+pub const BATCH_RECORDS: &str = "herald_batch_records";
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -62,6 +64,12 @@ pub fn prometheus() -> PrometheusHandle {
                         &[
                             0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 30.0, 120.0, 600.0,
                         ],
+                    )
+                })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full(BATCH_RECORDS.to_owned()),
+                        &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0],
                     )
                 })
                 .unwrap_or_else(|_| PrometheusBuilder::new())
@@ -124,4 +132,9 @@ fn describe() {
         "How long after its due time a timer fired, by kind"
     );
     describe_gauge!(TIMERS_PENDING, "Durable timers waiting to fire");
+    describe_histogram!(
+        BATCH_RECORDS,
+        Unit::Count,
+        "Records a consuming stage handled together, by stage"
+    );
 }

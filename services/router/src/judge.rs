@@ -8,7 +8,7 @@
 //! published after the commit; a crash in between is covered by the event
 //! (or the timer) being handled again, which republishes what is queued.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -19,7 +19,8 @@ use herald_domain::{
     SCHEMA_VERSION,
 };
 use herald_store::{
-    CapSlot, Decided, DecisionTx, DigestKind, NewDelivery, NewTimer, Store, TimerKind, UserRecord,
+    CapSlot, Decided, DecisionTx, DigestKind, NewDelivery, NewTimer, Source, Store, TimerKind,
+    UserRecord,
 };
 use herald_templates::TemplateStore;
 
@@ -133,54 +134,107 @@ impl Judge {
         profiles: &HashMap<UserId, RecipientProfile>,
         now: DateTime<Utc>,
     ) -> Result<(Vec<Message>, Routed), RouteError> {
+        let (messages, mut routed) = self
+            .decide_many(&[(notice, candidates)], profiles, now, None)
+            .await?;
+        Ok((messages, routed.pop().unwrap_or_default()))
+    }
+
+    /// [`Judge::decide_new`] for several notices in one transaction (a
+    /// batch of events), each notice decided exactly as it would be alone.
+    /// With `record`, each notice's notification is recorded in the same
+    /// transaction first (events off the bus). Returns what to publish and,
+    /// per notice, what it came to.
+    pub async fn decide_many(
+        &self,
+        work: &[(&Notice, &[Candidate<'_>])],
+        profiles: &HashMap<UserId, RecipientProfile>,
+        now: DateTime<Utc>,
+        record: Option<Source>,
+    ) -> Result<(Vec<Message>, Vec<Routed>), RouteError> {
         let mut tx = self.store.begin_decisions().await?;
-        let live = Live::read(&mut tx, notice).await?;
-        let ids: Vec<DeliveryId> = candidates.iter().map(|c| c.id).collect();
-        // The first time an event is routed, nothing of it exists yet.
-        let existing = if live.has_deliveries {
-            tx.states(&ids).await?
-        } else {
-            std::collections::HashMap::new()
-        };
-        // Rows (cap locks, open digests) are locked in one order by every
-        // router, so two cannot deadlock.
-        let mut fresh: Vec<&Candidate> = candidates
+        if let Some(source) = record {
+            for (notice, _) in work {
+                tx.ensure_notification(&notice.event, source, now).await?;
+            }
+        }
+        let mut lives = Vec::with_capacity(work.len());
+        let mut existing = HashMap::new();
+        for (notice, candidates) in work {
+            let live = Live::read(&mut tx, notice).await?;
+            // The first time an event is routed, nothing of it exists yet.
+            if live.has_deliveries {
+                let ids: Vec<DeliveryId> = candidates.iter().map(|c| c.id).collect();
+                existing.extend(tx.states(&ids).await?);
+            }
+            lives.push(live);
+        }
+        // The cap counters of every capped recipient, locked at once and in
+        // one order by every router, so two cannot deadlock on them.
+        let capped: Vec<&UserId> = work
             .iter()
-            .filter(|c| !existing.contains_key(&c.id))
+            .zip(&lives)
+            .filter(|(_, live)| !live.cancelled)
+            .flat_map(|((notice, candidates), _)| {
+                candidates
+                    .iter()
+                    .filter(|c| !existing.contains_key(&c.id) && is_capped(notice, c.channel))
+                    .map(|c| c.user)
+            })
             .collect();
-        fresh.sort_by(|a, b| (a.user, a.channel).cmp(&(b.user, b.channel)));
-        if !live.cancelled {
-            lock_capped(&mut tx, notice, fresh.iter().map(|c| (c.user, c.channel))).await?;
+        if !capped.is_empty() {
+            tx.lock_caps(&capped).await?;
         }
-        let mut decided = Vec::with_capacity(fresh.len());
-        for candidate in &fresh {
-            let profile = profiles.get(candidate.user);
-            decided.push(
-                self.judge(&mut tx, notice, candidate, profile, &live, now)
-                    .await?,
-            );
+        let mut decided_per_notice = Vec::with_capacity(work.len());
+        let mut inserted = HashSet::new();
+        for ((notice, candidates), live) in work.iter().zip(&lives) {
+            // Open digests are joined in one order too.
+            let mut fresh: Vec<&Candidate> = candidates
+                .iter()
+                .filter(|c| !existing.contains_key(&c.id))
+                .collect();
+            fresh.sort_by(|a, b| (a.user, a.channel).cmp(&(b.user, b.channel)));
+            let mut decided = Vec::with_capacity(fresh.len());
+            for candidate in &fresh {
+                let profile = profiles.get(candidate.user);
+                decided.push(
+                    self.judge(&mut tx, notice, candidate, profile, live, now)
+                        .await?,
+                );
+            }
+            // Recorded before the next notice is judged, so a second notice
+            // to the same person in this batch sees this one's cap slots.
+            let records: Vec<Decided> = decided.iter().map(|j| j.record.clone()).collect();
+            inserted.extend(tx.insert(&records, now).await?);
+            decided_per_notice.push(decided);
         }
-        let records: Vec<Decided> = decided.iter().map(|j| j.record.clone()).collect();
-        let inserted: std::collections::HashSet<DeliveryId> =
-            tx.insert(&records, now).await?.into_iter().collect();
         tx.commit().await?;
 
         let mut messages = Vec::new();
-        let mut routed = Routed::default();
-        // Another router that got there first announces its own.
-        for judged in decided
-            .iter()
-            .filter(|j| inserted.contains(&j.record.delivery.id))
-        {
-            self.announce(notice, judged, now, &mut messages, &mut routed)?;
-        }
-        for candidate in candidates {
-            // Handled before: publish again what a crash may have kept back.
-            if existing.get(&candidate.id) == Some(&DeliveryState::Queued) {
-                messages.push(self.job(notice, candidate.id, candidate.user, candidate.channel)?);
+        let mut routed_per_notice = Vec::with_capacity(work.len());
+        for ((notice, candidates), decided) in work.iter().zip(&decided_per_notice) {
+            let mut routed = Routed::default();
+            // Another router that got there first announces its own.
+            for judged in decided
+                .iter()
+                .filter(|j| inserted.contains(&j.record.delivery.id))
+            {
+                self.announce(notice, judged, now, &mut messages, &mut routed)?;
             }
+            for candidate in candidates.iter() {
+                // Handled before: publish again what a crash may have kept back.
+                if existing.get(&candidate.id) == Some(&DeliveryState::Queued) {
+                    messages.push(self.job(
+                        notice,
+                        candidate.id,
+                        candidate.user,
+                        candidate.channel,
+                    )?);
+                }
+            }
+            routed_per_notice.push(routed);
         }
-        Ok((messages, routed))
+        Ok((messages, routed_per_notice))
     }
 
     /// Decides one delivery, inside `tx`, without recording it. `live` is

@@ -47,6 +47,52 @@ impl Notice {
         cancelled: bool,
         origin: Origin,
     ) -> Result<Notice, RouteError> {
+        let mut notice = Notice::without_policy(templates, event, created_at, cancelled, origin)?;
+        notice.policy = store
+            .policies(std::slice::from_ref(&notice.category))
+            .await?
+            .remove(&notice.category)
+            .unwrap_or_default();
+        Ok(notice)
+    }
+
+    /// The notices for a batch of events, their categories' policies read
+    /// at once. An event that cannot be a notice is refused alone.
+    pub async fn for_events(
+        store: &Store,
+        templates: &TemplateStore,
+        events: Vec<NotificationEvent>,
+        created_at: DateTime<Utc>,
+    ) -> Result<Vec<Result<Notice, RouteError>>, RouteError> {
+        let mut notices: Vec<Result<Notice, RouteError>> = events
+            .into_iter()
+            .map(|event| {
+                Notice::without_policy(templates, event, created_at, false, Origin::Single)
+            })
+            .collect();
+        let mut categories: Vec<Category> = notices
+            .iter()
+            .flatten()
+            .map(|n| n.category.clone())
+            .collect();
+        categories.sort_unstable();
+        categories.dedup();
+        let policies = store.policies(&categories).await?;
+        for notice in notices.iter_mut().flatten() {
+            notice.policy = policies.get(&notice.category).cloned().unwrap_or_default();
+        }
+        Ok(notices)
+    }
+
+    /// The notice with the default policy: what the template and the request
+    /// say, checked.
+    fn without_policy(
+        templates: &TemplateStore,
+        event: NotificationEvent,
+        created_at: DateTime<Utc>,
+        cancelled: bool,
+        origin: Origin,
+    ) -> Result<Notice, RouteError> {
         let request = &event.request;
         let template = templates
             .get(&request.template)
@@ -70,16 +116,11 @@ impl Notice {
             .category
             .clone()
             .unwrap_or_else(|| template.category.clone());
-        let policy = store
-            .policies(std::slice::from_ref(&category))
-            .await?
-            .remove(&category)
-            .unwrap_or_default();
         Ok(Notice {
             id: event.notification_id(),
             channels,
             category,
-            policy,
+            policy: CategoryPolicy::default(),
             created_at,
             cancelled,
             origin,

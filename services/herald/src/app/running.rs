@@ -38,6 +38,11 @@ impl Running {
         self.stats.get(stage).map_or(0, |s| s.handled())
     }
 
+    /// The most records `stage` of this process handled at once so far.
+    pub fn largest_batch(&self, stage: &str) -> u64 {
+        self.stats.get(stage).map_or(0, |s| s.largest_batch())
+    }
+
     /// Records of `stage` this process refused as poison and dead-lettered.
     pub fn dead_lettered(&self, stage: &str) -> u64 {
         self.stats.get(stage).map_or(0, |s| s.dead_lettered())

@@ -6,6 +6,7 @@ mod support;
 mod auth;
 mod bad_requests;
 mod bad_rules;
+mod batches;
 mod binary;
 mod delivery;
 mod digests;

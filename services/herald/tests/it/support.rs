@@ -253,6 +253,11 @@ impl TestApp {
         self.running.as_ref().expect("running").handled(stage)
     }
 
+    /// The most records `stage` of this Herald handled at once so far.
+    pub fn largest_batch(&self, stage: &str) -> u64 {
+        self.running.as_ref().expect("running").largest_batch(stage)
+    }
+
     /// Records of `stage` this Herald dead-lettered so far.
     pub fn dead_lettered(&self, stage: &str) -> u64 {
         self.running.as_ref().expect("running").dead_lettered(stage)
