@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -185,8 +185,7 @@ pub async fn consume(
                 shutdown: &shutdown,
                 finished: &finished,
             };
-            step.batch(records).await;
-            drop(permit);
+            step.batch(records, permit).await;
         });
         // Reap finished tasks so the set does not grow without bound.
         while in_flight.try_join_next().is_some() {}
@@ -243,7 +242,7 @@ impl Step<'_> {
     /// Handles a batch at once, hands what it finished over to be
     /// acknowledged, and takes what failed retriably through
     /// [`Step::one`]'s retries one by one.
-    async fn batch(&self, records: Vec<Record>) {
+    async fn batch(&self, records: Vec<Record>, mut permit: OwnedSemaphorePermit) {
         let results = if records.len() == 1 {
             vec![self.handler.handle(&records[0]).await]
         } else {
@@ -267,6 +266,12 @@ impl Step<'_> {
                 }
                 Err(HandleError::Retry(reason)) => again.push((record, reason)),
             }
+        }
+        // Finished records free their slots now; one that is retried keeps
+        // its own until it is done.
+        let finished = permit.num_permits().saturating_sub(again.len());
+        if finished > 0 {
+            drop(permit.split(finished));
         }
         let wait = self.options.retry_initial;
         let retries = again.into_iter().map(|(record, reason)| async move {

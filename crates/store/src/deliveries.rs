@@ -7,7 +7,7 @@ use herald_domain::{
 };
 use sqlx::Row;
 
-use crate::timers::{self, NewTimer, TimerKind};
+use crate::timers::{self, TimerKind};
 use crate::{from_millis, millis, Store, StoreError};
 
 #[derive(Debug, Clone)]
@@ -83,24 +83,6 @@ fn decode_trace(text: &str) -> Result<Vec<TraceStep>, StoreError> {
         .collect()
 }
 
-/// The answer to "may I send this delivery now?".
-#[derive(Debug, Clone, PartialEq)]
-pub enum Claim {
-    /// Yours until the lease ends; this is attempt number `attempt`.
-    Claimed { attempt: i64 },
-    /// Nothing left to do: it already reached `state`.
-    Done {
-        state: DeliveryState,
-        provider_message_id: Option<String>,
-    },
-    /// Another worker holds it until `until`.
-    Busy { until: DateTime<Utc> },
-    /// Deferred until a timer releases it; a job for it now is stale.
-    Waiting { until: Option<DateTime<Utc>> },
-    /// No such delivery.
-    Missing,
-}
-
 const DELIVERY_COLUMNS: &str = "id, notification_id, user_id, channel, state, attempts, \
      provider_message_id, last_error, not_before, trace, digest_id, updated_at";
 
@@ -155,145 +137,6 @@ impl Store {
         insert_deliveries(&mut tx, deliveries, now).await?;
         tx.commit().await?;
         Ok(())
-    }
-
-    /// Claims a delivery for one attempt, atomically: only one worker can
-    /// hold it, and the holder (`token`) may claim it again for a retry.
-    #[tracing::instrument(skip(self, token))]
-    pub async fn claim_delivery(
-        &self,
-        id: DeliveryId,
-        token: &str,
-        now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
-    ) -> Result<Claim, StoreError> {
-        let claimed = sqlx::query(
-            "UPDATE deliveries SET state = 'sending', attempts = attempts + 1, lease_token = $2, \
-               lease_until = $3, updated_at = $4 \
-             WHERE id = $1 AND (state = 'queued' \
-               OR (state = 'sending' AND (lease_until < $4 OR lease_token = $2))) \
-             RETURNING attempts",
-        )
-        .bind(id.to_string())
-        .bind(token)
-        .bind(millis(lease_until))
-        .bind(millis(now))
-        .fetch_optional(self.db.write())
-        .await?;
-        if let Some(row) = claimed {
-            return Ok(Claim::Claimed {
-                attempt: row.try_get("attempts")?,
-            });
-        }
-        let row = sqlx::query(
-            "SELECT state, provider_message_id, lease_until, not_before FROM deliveries WHERE id = $1",
-        )
-        .bind(id.to_string())
-        .fetch_optional(self.db.write())
-        .await?;
-        let Some(row) = row else {
-            return Ok(Claim::Missing);
-        };
-        let state: String = row.try_get("state")?;
-        let state = DeliveryState::parse(&state).map_err(|e| StoreError::corrupt("delivery", e))?;
-        if state == DeliveryState::Deferred {
-            // Waiting for a timer (quiet hours, a cap, a retry): the timer
-            // hands it out again when it is due.
-            return Ok(Claim::Waiting {
-                until: row
-                    .try_get::<Option<i64>, _>("not_before")?
-                    .map(from_millis),
-            });
-        }
-        if state == DeliveryState::Sending {
-            return Ok(Claim::Busy {
-                until: from_millis(row.try_get("lease_until")?),
-            });
-        }
-        Ok(Claim::Done {
-            state,
-            provider_message_id: row.try_get("provider_message_id")?,
-        })
-    }
-
-    /// Ends a claim with a transient failure: the delivery waits, as
-    /// `deferred`, until `until`, when a retry timer hands it back to its
-    /// queue. No worker holds anything while it waits. `false` if the claim
-    /// was lost.
-    #[tracing::instrument(skip(self, token, error))]
-    pub async fn defer_retry(
-        &self,
-        id: DeliveryId,
-        token: &str,
-        error: &str,
-        until: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        let step = TraceStep::new(Rule::Retry, Outcome::Deferred, now)
-            .until(until.fixed_offset())
-            .because(error.chars().take(300).collect::<String>());
-        let mut tx = self.db.write().begin().await?;
-        let done = sqlx::query(
-            "UPDATE deliveries SET state = 'deferred', not_before = $3, last_error = $4, \
-               trace = trace || $5, lease_token = NULL, lease_until = 0, updated_at = $6 \
-             WHERE id = $1 AND lease_token = $2 AND state = 'sending'",
-        )
-        .bind(id.to_string())
-        .bind(token)
-        .bind(millis(until))
-        .bind(error)
-        .bind(encode_trace(std::slice::from_ref(&step))?)
-        .bind(millis(now))
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() == 0 {
-            return Ok(false);
-        }
-        let timer = NewTimer::new(TimerKind::Retry, id.to_string(), until);
-        timers::schedule(&mut tx, &timer, now).await?;
-        tx.commit().await?;
-        Ok(true)
-    }
-
-    /// Ends a claim with its outcome. `false` if the claim was lost (the
-    /// lease ran out and another worker took over). A delivery that
-    /// `carries_digest` takes the digest's members along in the same
-    /// transaction.
-    #[tracing::instrument(skip(self, token, error))]
-    #[allow(clippy::too_many_arguments)]
-    pub async fn finish_delivery(
-        &self,
-        id: DeliveryId,
-        token: &str,
-        state: DeliveryState,
-        provider_message_id: Option<&str>,
-        error: Option<&str>,
-        carries_digest: bool,
-        now: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        let finish = sqlx::query(
-            "UPDATE deliveries SET state = $3, provider_message_id = $4, last_error = $5, \
-               lease_token = NULL, lease_until = 0, updated_at = $6 \
-             WHERE id = $1 AND lease_token = $2 AND state = 'sending'",
-        )
-        .bind(id.to_string())
-        .bind(token)
-        .bind(state.as_str())
-        .bind(provider_message_id)
-        .bind(error)
-        .bind(millis(now));
-        if !carries_digest {
-            // One statement on the hot path: no transaction needed.
-            let done = finish.execute(self.db.write()).await?;
-            return Ok(done.rows_affected() == 1);
-        }
-        let mut tx = self.db.write().begin().await?;
-        if finish.execute(&mut *tx).await?.rows_affected() != 1 {
-            return Ok(false);
-        }
-        move_members(&mut tx, id, state, now).await?;
-        tx.commit().await?;
-        Ok(true)
     }
 
     /// Records a receipt and moves its delivery forward if the receipt allows

@@ -18,6 +18,7 @@ mod error;
 mod inbox;
 mod notifications;
 mod outbox;
+mod sending;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod timers;
@@ -27,12 +28,13 @@ mod users;
 pub use categories::CategoryRecord;
 pub use db::{redact as redact_url, Db, Dialect};
 pub use decisions::{CapSlot, Decided, DecisionTx, LiveNotification};
-pub use deliveries::{Claim, DeliveryRecord, NewDelivery};
+pub use deliveries::{DeliveryRecord, NewDelivery};
 pub use digests::{digest_carrier, ClosedDigest, DigestKind, DigestMember, DigestRef};
 pub use error::StoreError;
 pub use inbox::{InboxItem, InboxItemKey, InboxPage, MarkRead, NewInboxItem};
 pub use notifications::{Cancelled, CreateNotification, Created, NotificationRecord, Source};
 pub use outbox::OutboxMessage;
+pub use sending::{Claim, Finish};
 pub use timers::{timer_id, NewTimer, Timer, TimerKind};
 pub use topics::{SubscriberChange, TopicRecord};
 pub use users::{UserProfile, UserRecord};
@@ -63,7 +65,12 @@ impl Store {
 
 /// `$1, $2, …, $n`, for an `IN (…)` list of `n` bound values.
 pub fn placeholders(n: usize) -> String {
-    (1..=n)
+    placeholders_from(1, n)
+}
+
+/// `$first, …` for `n` values: a list after `first - 1` other parameters.
+pub fn placeholders_from(first: usize, n: usize) -> String {
+    (first..first + n)
         .map(|i| format!("${i}"))
         .collect::<Vec<_>>()
         .join(", ")

@@ -3,17 +3,27 @@
 //! would be routed alone: a frequency cap holds across the events of one
 //! batch, a duplicate inside a batch adds nothing, an event that can never
 //! be routed is dead-lettered alone, and one that names a topic still
-//! reaches its subscribers.
+//! reaches its subscribers. A worker handed a batch of jobs claims them in
+//! one statement and records their outcomes in one transaction, and each
+//! job still ends as it would alone.
 
 use super::support::Backend;
 
-crate::on_both_backends!(events_that_arrive_together_are_each_routed_as_if_alone);
+crate::on_both_backends!(
+    events_that_arrive_together_are_each_routed_as_if_alone,
+    a_batch_of_jobs_ends_each_as_it_would_alone,
+);
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use herald_domain::NotificationEvent;
+use herald_workers::{LocalClaimCache, Outcome, WorkerError};
 use serde_json::{json, Value};
 
 use crate::judgement::{app_at, delivery_in, put_category, sleeper};
-use crate::support::TestApp;
+use crate::resilience::{email_worker, routed_email_job_to};
+use crate::support::{ada, TestApp, WAIT};
 
 fn event(id: &str, body: Value) -> (String, Value) {
     let mut body = body;
@@ -164,5 +174,136 @@ async fn events_that_arrive_together_are_each_routed_as_if_alone(backend: Backen
     assert!(
         app.largest_batch("router") > 1,
         "the events were handed to the router together"
+    );
+}
+
+async fn a_batch_of_jobs_ends_each_as_it_would_alone(backend: Backend) {
+    let app = TestApp::with_smtp(backend).await;
+    let smtp = app.smtp.clone().unwrap();
+    ada(&app).await;
+    let store = app.store();
+    let now = chrono::Utc::now();
+    let mut fresh = Vec::new();
+    for i in 0..4 {
+        fresh.push(routed_email_job_to(&app, &format!("batch-{i}"), "ada").await);
+    }
+    // Routed to someone who has since been deleted.
+    let ghost = routed_email_job_to(&app, "batch-ghost", "ghost").await;
+    // Sent already, by another worker with a claim cache of its own.
+    let done = routed_email_job_to(&app, "batch-done", "ada").await;
+    let earlier = email_worker(&app, &smtp, Arc::new(LocalClaimCache::default()));
+    let sent = earlier.handle(&serde_json::to_vec(&done).unwrap()).await;
+    assert!(matches!(sent, Ok(Outcome::Finished(_))), "{sent:?}");
+    // Waiting on a retry timer.
+    let waiting = routed_email_job_to(&app, "batch-waiting", "ada").await;
+    store
+        .claim_delivery(
+            waiting.delivery_id,
+            "t",
+            now,
+            now + chrono::Duration::minutes(2),
+        )
+        .await
+        .unwrap();
+    assert!(store
+        .defer_retry(
+            waiting.delivery_id,
+            "t",
+            "busy",
+            now + chrono::Duration::hours(1),
+            now
+        )
+        .await
+        .unwrap());
+    // Being sent by a worker that is still alive.
+    let busy = routed_email_job_to(&app, "batch-busy", "ada").await;
+    store
+        .claim_delivery(
+            busy.delivery_id,
+            "alive",
+            now,
+            now + chrono::Duration::minutes(2),
+        )
+        .await
+        .unwrap();
+
+    let payload = |job: &herald_domain::DeliveryJob| serde_json::to_vec(job).unwrap();
+    let payloads = vec![
+        payload(&fresh[0]),
+        payload(&fresh[1]),
+        payload(&fresh[0]),
+        payload(&ghost),
+        payload(&done),
+        b"not a job".to_vec(),
+        payload(&waiting),
+        payload(&busy),
+        payload(&fresh[2]),
+        payload(&fresh[3]),
+    ];
+    let worker = email_worker(&app, &smtp, Arc::new(LocalClaimCache::default()));
+    let results = worker.handle_many(&payloads).await;
+    let sent = herald_domain::DeliveryState::Sent;
+    let failed = herald_domain::DeliveryState::Failed;
+    assert!(
+        matches!(results[0], Ok(Outcome::Finished(s)) if s == sent),
+        "{results:?}"
+    );
+    assert!(
+        matches!(results[1], Ok(Outcome::Finished(s)) if s == sent),
+        "{results:?}"
+    );
+    assert!(
+        matches!(results[2], Ok(Outcome::Skipped)),
+        "the echo: {results:?}"
+    );
+    assert!(
+        matches!(results[3], Ok(Outcome::Finished(s)) if s == failed),
+        "{results:?}"
+    );
+    assert!(
+        matches!(results[4], Ok(Outcome::AlreadyDone(s)) if s == sent),
+        "{results:?}"
+    );
+    assert!(
+        matches!(results[5], Err(WorkerError::Poison(_))),
+        "{results:?}"
+    );
+    assert!(matches!(results[6], Ok(Outcome::Waiting)), "{results:?}");
+    assert!(
+        matches!(&results[7], Err(WorkerError::Shared(reason)) if reason.contains("another worker")),
+        "handed back to wait alone: {results:?}"
+    );
+    assert!(
+        matches!(results[8], Ok(Outcome::Finished(s)) if s == sent),
+        "{results:?}"
+    );
+    assert!(
+        matches!(results[9], Ok(Outcome::Finished(s)) if s == sent),
+        "{results:?}"
+    );
+
+    // One e-mail before, four now; none for the ghost, the echo or the rest.
+    assert_eq!(smtp.wait_for(5, WAIT).await.len(), 5);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(smtp.count(), 5);
+    for job in &fresh {
+        let n = app.notification(&job.notification_id.to_string()).await;
+        let d = &n["deliveries"][0];
+        assert_eq!(
+            (d["state"].as_str(), d["attempts"].as_i64()),
+            (Some("sent"), Some(1)),
+            "{n:#}"
+        );
+    }
+    let n = app.notification(&ghost.notification_id.to_string()).await;
+    assert_eq!(n["deliveries"][0]["state"], "failed", "{n:#}");
+    assert_eq!(
+        n["deliveries"][0]["last_error"], "the user no longer exists",
+        "{n:#}"
+    );
+    let n = app.notification(&busy.notification_id.to_string()).await;
+    assert_eq!(
+        n["deliveries"][0]["state"], "sending",
+        "still the other worker's: {n:#}"
     );
 }

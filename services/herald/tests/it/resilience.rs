@@ -74,16 +74,21 @@ async fn a_redelivered_job_never_sends_twice(backend: Backend) {
 
 /// A delivery the router recorded as queued, and its job.
 async fn routed_email_job(app: &TestApp, event_id: &str) -> DeliveryJob {
+    routed_email_job_to(app, event_id, "ada").await
+}
+
+/// An e-mail delivery to `user` the router recorded as queued, and its job.
+pub(crate) async fn routed_email_job_to(app: &TestApp, event_id: &str, user: &str) -> DeliveryJob {
     let store = app.store();
     let event: NotificationEvent =
         serde_json::from_value(json!({"event_id": event_id, "template": "welcome",
-        "recipients": ["ada"], "params": {"name": "Ada", "app_name": "Acme"}}))
+        "recipients": [user], "params": {"name": "Ada", "app_name": "Acme"}}))
         .unwrap();
     store
         .ensure_notification(&event, herald_store::Source::Bus, chrono::Utc::now())
         .await
         .unwrap();
-    let user = UserId::parse("ada").unwrap();
+    let user = UserId::parse(user).unwrap();
     let job = DeliveryJob::new(
         &event,
         &user,
@@ -105,7 +110,11 @@ async fn routed_email_job(app: &TestApp, event_id: &str) -> DeliveryJob {
 }
 
 /// An e-mail worker of this app's, sending to `smtp`, with its own claim cache.
-fn email_worker(app: &TestApp, smtp: &SmtpSink, claims: Arc<LocalClaimCache>) -> ChannelWorker {
+pub(crate) fn email_worker(
+    app: &TestApp,
+    smtp: &SmtpSink,
+    claims: Arc<LocalClaimCache>,
+) -> ChannelWorker {
     let identity = EmailIdentity::parse("Herald <herald@example.com>").unwrap();
     let provider =
         Arc::new(SmtpProvider::from_url(&smtp.url(), identity, Duration::from_secs(5)).unwrap());

@@ -7,6 +7,7 @@
 
 mod address;
 mod attempt;
+mod batch;
 mod claim;
 mod report;
 mod retry;
@@ -58,6 +59,10 @@ pub enum WorkerError {
     Bus(#[from] herald_bus::BusError),
     #[error("stopped while waiting to retry")]
     Interrupted,
+    /// A failure of the work a batch of jobs shared (its claim, its
+    /// outcomes' transaction, its receipts' publish), for each job in it.
+    #[error("{0}")]
+    Shared(String),
 }
 
 /// What handling one job came to.
@@ -133,14 +138,7 @@ impl ChannelWorker {
     /// Handles one delivery job, start to finish.
     #[tracing::instrument(skip_all, fields(channel = %self.channel))]
     pub async fn handle(&self, payload: &[u8]) -> Result<Outcome, WorkerError> {
-        let job: DeliveryJob = serde_json::from_slice(payload)
-            .map_err(|e| WorkerError::Poison(format!("not a delivery job: {e}")))?;
-        if job.channel != self.channel {
-            return Err(WorkerError::Poison(format!(
-                "a {} job on the {} queue",
-                job.channel, self.channel
-            )));
-        }
+        let job = self.parse(payload)?;
         let token = format!(
             "{}:{}",
             self.config.worker_id,
@@ -171,6 +169,19 @@ impl ChannelWorker {
             self.claims.release(job.delivery_id, &token).await;
         }
         result
+    }
+
+    /// The job in `payload`, if it is one for this channel.
+    fn parse(&self, payload: &[u8]) -> Result<DeliveryJob, WorkerError> {
+        let job: DeliveryJob = serde_json::from_slice(payload)
+            .map_err(|e| WorkerError::Poison(format!("not a delivery job: {e}")))?;
+        if job.channel != self.channel {
+            return Err(WorkerError::Poison(format!(
+                "a {} job on the {} queue",
+                job.channel, self.channel
+            )));
+        }
+        Ok(job)
     }
 
     /// The database claim (the truth), then one attempt. A transient
@@ -204,6 +215,20 @@ impl ChannelWorker {
     }
 }
 
+/// Jobs handed to a worker at once at most.
+const BATCH: usize = 64;
+
+fn outcome(handled: Result<Outcome, WorkerError>) -> Result<(), HandleError> {
+    match handled {
+        Ok(outcome) => {
+            tracing::debug!(?outcome, "delivery job handled");
+            Ok(())
+        }
+        Err(WorkerError::Poison(reason)) => Err(HandleError::Poison(reason)),
+        Err(e) => Err(HandleError::Retry(e.to_string())),
+    }
+}
+
 #[async_trait]
 impl Handler for ChannelWorker {
     async fn handle(&self, record: &Record) -> Result<(), HandleError> {
@@ -214,13 +239,24 @@ impl Handler for ChannelWorker {
         let handled = tokio::spawn(async move { worker.handle(&payload).await })
             .await
             .map_err(|e| HandleError::Retry(format!("worker task failed: {e}")))?;
-        match handled {
-            Ok(outcome) => {
-                tracing::debug!(?outcome, "delivery job handled");
-                Ok(())
-            }
-            Err(WorkerError::Poison(reason)) => Err(HandleError::Poison(reason)),
-            Err(e) => Err(HandleError::Retry(e.to_string())),
+        outcome(handled)
+    }
+
+    /// [`ChannelWorker::handle_many`], in a task of its own for the same
+    /// reason as one job.
+    async fn handle_batch(&self, records: &[Record]) -> Vec<Result<(), HandleError>> {
+        let worker = self.clone();
+        let payloads: Vec<Vec<u8>> = records.iter().map(|r| r.payload.clone()).collect();
+        match tokio::spawn(async move { worker.handle_many(&payloads).await }).await {
+            Ok(results) => results.into_iter().map(outcome).collect(),
+            Err(e) => records
+                .iter()
+                .map(|_| Err(HandleError::Retry(format!("worker task failed: {e}"))))
+                .collect(),
         }
+    }
+
+    fn max_batch(&self) -> usize {
+        BATCH
     }
 }

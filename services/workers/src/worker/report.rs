@@ -43,15 +43,15 @@ impl ChannelWorker {
         Ok(Outcome::Finished(outcome.state))
     }
 
-    /// Publishes the receipt, then remembers the delivery as done.
-    pub(super) async fn report(
+    /// The receipt that announces a delivery reached `state`.
+    pub(super) fn receipt(
         &self,
         job: &DeliveryJob,
         state: DeliveryState,
         reason: Option<String>,
         provider_message_id: Option<String>,
-    ) -> Result<(), WorkerError> {
-        let receipt = Receipt {
+    ) -> Receipt {
+        Receipt {
             schema_version: SCHEMA_VERSION,
             delivery_id: job.delivery_id,
             notification_id: job.notification_id,
@@ -61,7 +61,18 @@ impl ChannelWorker {
             reason,
             provider_message_id,
             at: self.clock.now(),
-        };
+        }
+    }
+
+    /// Publishes the receipt, then remembers the delivery as done.
+    pub(super) async fn report(
+        &self,
+        job: &DeliveryJob,
+        state: DeliveryState,
+        reason: Option<String>,
+        provider_message_id: Option<String>,
+    ) -> Result<(), WorkerError> {
+        let receipt = self.receipt(job, state, reason, provider_message_id);
         let payload =
             serde_json::to_vec(&receipt).map_err(|e| WorkerError::Poison(e.to_string()))?;
         self.bus
