@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use lettre::transport::smtp::PoolConfig;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
 use crate::email::{build_email, EmailIdentity};
@@ -26,15 +27,19 @@ impl std::fmt::Debug for SmtpProvider {
 impl SmtpProvider {
     /// `url` as lettre reads it: `smtp://host:port` (plain),
     /// `smtp://user:pass@host:587?tls=required` (STARTTLS) or
-    /// `smtps://user:pass@host:465` (TLS).
+    /// `smtps://user:pass@host:465` (TLS). At most `connections` are open
+    /// at once (lettre's pool); a send waits for a free one, so this bounds
+    /// the e-mail rate at `connections` / one message's round trips.
     pub fn from_url(
         url: &str,
         identity: EmailIdentity,
         timeout: Duration,
+        connections: u32,
     ) -> Result<Self, ProviderError> {
         let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
             .map_err(|e| ProviderError::permanent(format!("invalid SMTP url: {e}")))?
             .timeout(Some(timeout))
+            .pool_config(PoolConfig::new().max_size(connections.max(1)))
             .build();
         Ok(SmtpProvider {
             transport,

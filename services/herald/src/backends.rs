@@ -135,8 +135,13 @@ pub(crate) fn provider_for(
         Channel::InApp => Arc::new(InboxProvider::new(store.clone(), clock.clone())),
         Channel::Email => match &config.smtp_url {
             Some(url) => Arc::new(
-                SmtpProvider::from_url(url, identity.clone(), Duration::from_secs(30))
-                    .context("HERALD_SMTP_URL")?,
+                SmtpProvider::from_url(
+                    url,
+                    identity.clone(),
+                    Duration::from_secs(30),
+                    config.smtp_connections,
+                )
+                .context("HERALD_SMTP_URL")?,
             ),
             None => sink(),
         },

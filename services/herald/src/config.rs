@@ -27,6 +27,8 @@ pub struct Config {
     pub database_url: String,
     pub templates_dir: PathBuf,
     pub smtp_url: Option<String>,
+    /// SMTP connections open at once at most (`HERALD_SMTP_CONNECTIONS`).
+    pub smtp_connections: u32,
     pub email_from: String,
     pub topic_prefix: String,
     pub worker_concurrency: usize,
@@ -79,6 +81,7 @@ impl std::fmt::Debug for Config {
                 "smtp_url",
                 &self.smtp_url.as_deref().map(herald_store::redact_url),
             )
+            .field("smtp_connections", &self.smtp_connections)
             .field("email_from", &self.email_from)
             .field("topic_prefix", &self.topic_prefix)
             .field("worker_concurrency", &self.worker_concurrency)
@@ -127,6 +130,7 @@ pub const KEYS: &[&str] = &[
     "HERALD_DATABASE_URL",
     "HERALD_TEMPLATES_DIR",
     "HERALD_SMTP_URL",
+    "HERALD_SMTP_CONNECTIONS",
     "HERALD_EMAIL_FROM",
     "HERALD_TOPIC_PREFIX",
     "HERALD_WORKER_CONCURRENCY",
@@ -228,6 +232,11 @@ impl Config {
             database_url,
             templates_dir: PathBuf::from(get("HERALD_TEMPLATES_DIR").unwrap_or("./templates")),
             smtp_url: get("HERALD_SMTP_URL").map(str::to_owned),
+            smtp_connections: positive(
+                "HERALD_SMTP_CONNECTIONS",
+                get("HERALD_SMTP_CONNECTIONS"),
+                32,
+            )?,
             email_from: get("HERALD_EMAIL_FROM")
                 .unwrap_or("Herald <herald@localhost.localdomain>")
                 .to_owned(),
@@ -436,6 +445,7 @@ mod tests {
         assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(c.database_url, "sqlite://./data/herald.db");
         assert_eq!(c.smtp_url, None);
+        assert_eq!(c.smtp_connections, 32);
         assert!(c.rate_limits.is_empty());
     }
 

@@ -117,7 +117,7 @@ pub(crate) fn email_worker(
 ) -> ChannelWorker {
     let identity = EmailIdentity::parse("Herald <herald@example.com>").unwrap();
     let provider =
-        Arc::new(SmtpProvider::from_url(&smtp.url(), identity, Duration::from_secs(5)).unwrap());
+        Arc::new(SmtpProvider::from_url(&smtp.url(), identity, Duration::from_secs(5), 4).unwrap());
     ChannelWorker::new(
         Channel::Email,
         app.store().clone(),
