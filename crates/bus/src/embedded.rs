@@ -38,6 +38,9 @@ impl Default for EmbeddedConfig {
     }
 }
 
+/// Messages written by one `INSERT` at most (four parameters each).
+const PUBLISH_ROWS: usize = 200;
+
 #[derive(Clone)]
 pub struct EmbeddedBus {
     db: Db,
@@ -109,17 +112,42 @@ impl Bus for EmbeddedBus {
 
     async fn publish_all(&self, messages: &[(Topic, String, Vec<u8>)]) -> Result<(), BusError> {
         let now = Utc::now().timestamp_millis();
-        let mut tx = self.db.write().begin().await?;
-        for (topic, key, payload) in messages {
-            sqlx::query("INSERT INTO bus_messages (topic, msg_key, payload, created_at) VALUES ($1, $2, $3, $4)")
-                .bind(topic.name())
-                .bind(key.as_str())
-                .bind(payload.clone())
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
+        // One statement per chunk of rows: every statement is a round trip
+        // to the database's one writing connection.
+        let chunks: Vec<_> = messages.chunks(PUBLISH_ROWS).collect();
+        let mut tx = match chunks.len() {
+            0 => return Ok(()),
+            // One statement is atomic on its own.
+            1 => None,
+            _ => Some(self.db.write().begin().await?),
+        };
+        for chunk in chunks {
+            let rows: Vec<String> = (0..chunk.len())
+                .map(|i| {
+                    let p = i * 4;
+                    format!("(${}, ${}, ${}, ${})", p + 1, p + 2, p + 3, p + 4)
+                })
+                .collect();
+            let sql = format!(
+                "INSERT INTO bus_messages (topic, msg_key, payload, created_at) VALUES {}",
+                rows.join(", ")
+            );
+            let mut query = sqlx::query(&sql);
+            for (topic, key, payload) in chunk {
+                query = query
+                    .bind(topic.name())
+                    .bind(key.as_str())
+                    .bind(payload.clone())
+                    .bind(now);
+            }
+            match tx.as_mut() {
+                Some(tx) => query.execute(&mut **tx).await?,
+                None => query.execute(self.db.write()).await?,
+            };
         }
-        tx.commit().await?;
+        if let Some(tx) = tx {
+            tx.commit().await?;
+        }
         let mut woken = std::collections::HashSet::new();
         for (topic, _, _) in messages {
             if woken.insert(topic.name()) {
