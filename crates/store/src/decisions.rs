@@ -16,9 +16,10 @@ use herald_domain::{
 use sqlx::Row;
 
 use crate::deliveries::{encode_trace, insert_delivery, move_members};
-use crate::notifications::insert_notification;
 use crate::timers::{schedule, NewTimer};
-use crate::{from_millis, millis, placeholders, Dialect, NewDelivery, Store, StoreError};
+use crate::{
+    from_millis, millis, placeholders, placeholders_from, Dialect, NewDelivery, Store, StoreError,
+};
 
 /// One decision to record.
 #[derive(Debug, Clone)]
@@ -76,15 +77,47 @@ impl Store {
 }
 
 impl DecisionTx {
-    /// Records a notification that arrived on the bus, unless it is known,
-    /// as part of the decisions about it. Returns whether it was new.
-    pub async fn ensure_notification(
+    /// Records notifications that arrived on the bus, those not known yet,
+    /// as part of the decisions about them: one statement per 100.
+    pub async fn ensure_notifications(
         &mut self,
-        event: &NotificationEvent,
+        events: &[&NotificationEvent],
         source: crate::Source,
         now: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        insert_notification(&mut self.tx, event, source, now).await
+    ) -> Result<(), StoreError> {
+        const COLUMNS: usize = 8;
+        for chunk in events.chunks(100) {
+            let rows: Vec<String> = (0..chunk.len())
+                .map(|i| format!("({})", placeholders_from(i * COLUMNS + 1, COLUMNS)))
+                .collect();
+            let sql = format!(
+                "INSERT INTO notifications (id, event_id, template, category, priority, source, event, created_at) \
+                 VALUES {} ON CONFLICT (id) DO NOTHING",
+                rows.join(", ")
+            );
+            let mut query = sqlx::query(&sql);
+            for event in chunk {
+                let json = serde_json::to_string(event)
+                    .map_err(|e| StoreError::corrupt("notification", e))?;
+                query = query
+                    .bind(event.notification_id().to_string())
+                    .bind(event.event_id.as_str().to_owned())
+                    .bind(event.request.template.as_str().to_owned())
+                    .bind(
+                        event
+                            .request
+                            .category
+                            .as_ref()
+                            .map(|c| c.as_str().to_owned()),
+                    )
+                    .bind(event.request.priority.as_str())
+                    .bind(source.as_str())
+                    .bind(json)
+                    .bind(millis(now));
+            }
+            query.execute(&mut *self.tx).await?;
+        }
+        Ok(())
     }
 
     /// The notification as this decision must see it: when it was created,
@@ -98,27 +131,45 @@ impl DecisionTx {
         &mut self,
         id: NotificationId,
     ) -> Result<Option<LiveNotification>, StoreError> {
+        Ok(self.notifications(&[id]).await?.remove(&id))
+    }
+
+    /// [`DecisionTx::notification`] for several, in one read per 500.
+    pub async fn notifications(
+        &mut self,
+        ids: &[NotificationId],
+    ) -> Result<HashMap<NotificationId, LiveNotification>, StoreError> {
         let lock = match self.dialect {
             Dialect::Postgres => "FOR SHARE",
             Dialect::Sqlite => "",
         };
-        let sql = format!(
-            "SELECT created_at, cancelled_at, \
-               EXISTS (SELECT 1 FROM deliveries d WHERE d.notification_id = n.id) AS has_deliveries \
-             FROM notifications n WHERE id = $1 {lock}"
-        );
-        let row = sqlx::query(&sql)
-            .bind(id.to_string())
-            .fetch_optional(&mut *self.tx)
-            .await?;
-        row.map(|row| {
-            Ok(LiveNotification {
-                created_at: from_millis(row.try_get("created_at")?),
-                cancelled: row.try_get::<Option<i64>, _>("cancelled_at")?.is_some(),
-                has_deliveries: truthy(&row, "has_deliveries")?,
-            })
-        })
-        .transpose()
+        let mut found = HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(500) {
+            let sql = format!(
+                "SELECT id, created_at, cancelled_at, \
+                   EXISTS (SELECT 1 FROM deliveries d WHERE d.notification_id = n.id) AS has_deliveries \
+                 FROM notifications n WHERE id IN ({}) {lock}",
+                placeholders(chunk.len())
+            );
+            let mut query = sqlx::query(&sql);
+            for id in chunk {
+                query = query.bind(id.to_string());
+            }
+            for row in query.fetch_all(&mut *self.tx).await? {
+                let id: String = row.try_get("id")?;
+                let id = NotificationId::parse(&id)
+                    .map_err(|e| StoreError::corrupt("notification", e))?;
+                found.insert(
+                    id,
+                    LiveNotification {
+                        created_at: from_millis(row.try_get("created_at")?),
+                        cancelled: row.try_get::<Option<i64>, _>("cancelled_at")?.is_some(),
+                        has_deliveries: truthy(&row, "has_deliveries")?,
+                    },
+                );
+            }
+        }
+        Ok(found)
     }
 
     /// Locks these users' cap counters until commit.

@@ -22,7 +22,7 @@ pub enum Source {
 }
 
 impl Source {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Source::Api => "api",
             Source::Bus => "bus",
@@ -253,7 +253,7 @@ impl Store {
     }
 }
 
-pub(crate) async fn insert_notification(
+async fn insert_notification(
     conn: &mut sqlx::AnyConnection,
     event: &NotificationEvent,
     source: Source,

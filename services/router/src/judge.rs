@@ -14,13 +14,13 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use herald_bus::{Bus, Topic};
 use herald_domain::{
-    decide, Channel, DeliveryId, DeliveryJob, DeliveryState, DigestPlan, Outcome, Priority,
-    Receipt, RecipientProfile, Rule, Situation, TimeZoneName, TraceStep, UserId, Verdict,
-    SCHEMA_VERSION,
+    decide, Channel, DeliveryId, DeliveryJob, DeliveryState, DigestPlan, NotificationEvent,
+    NotificationId, Outcome, Priority, Receipt, RecipientProfile, Rule, Situation, TimeZoneName,
+    TraceStep, UserId, Verdict, SCHEMA_VERSION,
 };
 use herald_store::{
-    CapSlot, Decided, DecisionTx, DigestKind, NewDelivery, NewTimer, Source, Store, TimerKind,
-    UserRecord,
+    CapSlot, Decided, DecisionTx, DigestKind, LiveNotification, NewDelivery, NewTimer, Source,
+    Store, TimerKind, UserRecord,
 };
 use herald_templates::TemplateStore;
 
@@ -74,7 +74,13 @@ impl Live {
     /// cancellation commits either before this decision, which then sees
     /// it, or after it, and then finds what this decision recorded.
     pub async fn read(tx: &mut DecisionTx, notice: &Notice) -> Result<Live, RouteError> {
-        Ok(match tx.notification(notice.id).await? {
+        Ok(Live::of(tx.notification(notice.id).await?.as_ref(), notice))
+    }
+
+    /// The notification as read. Without a row, deliveries are assumed to
+    /// exist, so what exists is looked up rather than decided again.
+    pub fn of(found: Option<&LiveNotification>, notice: &Notice) -> Live {
+        match found {
             Some(n) => Live {
                 created_at: n.created_at,
                 cancelled: notice.cancelled || n.cancelled,
@@ -85,7 +91,7 @@ impl Live {
                 cancelled: notice.cancelled,
                 has_deliveries: true,
             },
-        })
+        }
     }
 }
 
@@ -154,21 +160,27 @@ impl Judge {
     ) -> Result<(Vec<Message>, Vec<Routed>), RouteError> {
         let mut tx = self.store.begin_decisions().await?;
         if let Some(source) = record {
-            for (notice, _) in work {
-                tx.ensure_notification(&notice.event, source, now).await?;
-            }
+            let events: Vec<&NotificationEvent> = work.iter().map(|(n, _)| &n.event).collect();
+            tx.ensure_notifications(&events, source, now).await?;
         }
-        let mut lives = Vec::with_capacity(work.len());
-        let mut existing = HashMap::new();
-        for (notice, candidates) in work {
-            let live = Live::read(&mut tx, notice).await?;
-            // The first time an event is routed, nothing of it exists yet.
-            if live.has_deliveries {
-                let ids: Vec<DeliveryId> = candidates.iter().map(|c| c.id).collect();
-                existing.extend(tx.states(&ids).await?);
-            }
-            lives.push(live);
-        }
+        let ids: Vec<NotificationId> = work.iter().map(|(n, _)| n.id).collect();
+        let found = tx.notifications(&ids).await?;
+        let lives: Vec<Live> = work
+            .iter()
+            .map(|(notice, _)| Live::of(found.get(&notice.id), notice))
+            .collect();
+        // The first time an event is routed, nothing of it exists yet.
+        let routed_before: Vec<DeliveryId> = work
+            .iter()
+            .zip(&lives)
+            .filter(|(_, live)| live.has_deliveries)
+            .flat_map(|((_, candidates), _)| candidates.iter().map(|c| c.id))
+            .collect();
+        let existing = if routed_before.is_empty() {
+            HashMap::new()
+        } else {
+            tx.states(&routed_before).await?
+        };
         // The cap counters of every capped recipient, locked at once and in
         // one order by every router, so two cannot deadlock on them.
         let capped: Vec<&UserId> = work
