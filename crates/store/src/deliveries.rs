@@ -163,8 +163,15 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Vec<bool>, StoreError> {
         let mut tx = self.db.write().begin().await?;
+        // Receipts recorded already (a worker records its outcome's receipt
+        // with the outcome) are skipped in one read: their effect is there.
+        let recorded = recorded_receipts(&mut tx, receipts).await?;
         let mut moved = Vec::with_capacity(receipts.len());
         for receipt in receipts {
+            if recorded.contains(&(receipt.delivery_id, receipt.state)) {
+                moved.push(false);
+                continue;
+            }
             moved.push(apply_one(&mut tx, receipt, now).await?);
         }
         tx.commit().await?;
@@ -222,6 +229,37 @@ impl Store {
 
 /// One receipt inside a transaction: recorded once per (delivery, state),
 /// and the delivery (with a digest's members) moved if the state allows.
+/// Which of these receipts' (delivery, state) are recorded, one read per 500.
+async fn recorded_receipts(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    receipts: &[Receipt],
+) -> Result<std::collections::HashSet<(DeliveryId, DeliveryState)>, StoreError> {
+    let mut ids: Vec<String> = receipts.iter().map(|r| r.delivery_id.to_string()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut recorded = std::collections::HashSet::new();
+    let corrupt = |e| StoreError::corrupt("receipt", e);
+    for chunk in ids.chunks(500) {
+        let sql = format!(
+            "SELECT delivery_id, state FROM receipts WHERE delivery_id IN ({})",
+            crate::placeholders(chunk.len())
+        );
+        let mut query = sqlx::query(&sql);
+        for id in chunk {
+            query = query.bind(id.as_str());
+        }
+        for row in query.fetch_all(&mut **tx).await? {
+            let id: String = row.try_get("delivery_id")?;
+            let state: String = row.try_get("state")?;
+            recorded.insert((
+                DeliveryId::parse(&id).map_err(corrupt)?,
+                DeliveryState::parse(&state).map_err(corrupt)?,
+            ));
+        }
+    }
+    Ok(recorded)
+}
+
 async fn apply_one(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     receipt: &Receipt,

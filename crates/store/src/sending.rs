@@ -226,8 +226,10 @@ impl Store {
         Ok(claims)
     }
 
-    /// [`Store::finish_delivery`] for many, in one transaction. Returns, per
-    /// outcome, whether the claim still held and it was recorded.
+    /// [`Store::finish_delivery`] for many, in one transaction, with each
+    /// recorded outcome's receipt (which [`Store::apply_receipts`] then
+    /// skips). Returns, per outcome, whether the claim still held and it was
+    /// recorded.
     #[tracing::instrument(skip_all, fields(count = outcomes.len()))]
     pub async fn finish_deliveries(
         &self,
@@ -251,6 +253,33 @@ impl Store {
                 move_members(&mut tx, o.id, o.state, now).await?;
             }
             kept.push(held);
+        }
+        // Each recorded outcome's receipt too, so the receipt consumer finds
+        // it done and skips it.
+        let recorded: Vec<&Finish> = outcomes
+            .iter()
+            .zip(&kept)
+            .filter_map(|(o, &held)| held.then_some(o))
+            .collect();
+        for chunk in recorded.chunks(100) {
+            let rows: Vec<String> = (0..chunk.len())
+                .map(|i| format!("({})", placeholders_from(i * 5 + 1, 5)))
+                .collect();
+            let sql = format!(
+                "INSERT INTO receipts (delivery_id, state, reason, provider_message_id, at) \
+                 VALUES {} ON CONFLICT (delivery_id, state) DO NOTHING",
+                rows.join(", ")
+            );
+            let mut query = sqlx::query(&sql);
+            for o in chunk {
+                query = query
+                    .bind(o.id.to_string())
+                    .bind(o.state.as_str())
+                    .bind(o.error)
+                    .bind(o.provider_message_id)
+                    .bind(millis(now));
+            }
+            query.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(kept)

@@ -6,13 +6,16 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Duration, Utc};
-use herald_domain::{Channel, DeliveryId, DeliveryState, NotificationEvent, UserId};
+use herald_domain::{
+    Channel, DeliveryId, DeliveryState, NotificationEvent, Receipt, UserId, SCHEMA_VERSION,
+};
 use herald_store::{conformance, Claim, Finish, NewDelivery, Source, Store};
 
 conformance!(
     racing_batch_claims_take_each_delivery_once,
     a_batch_claim_says_why_it_could_not_take_the_rest,
     a_batch_of_outcomes_is_recorded_only_where_the_claim_holds,
+    an_outcome_recorded_with_its_receipt_is_not_applied_again,
 );
 
 fn t0() -> DateTime<Utc> {
@@ -196,4 +199,52 @@ async fn a_batch_of_outcomes_is_recorded_only_where_the_claim_holds(store: Store
             (DeliveryState::Sending, None),
         ]
     );
+}
+
+async fn an_outcome_recorded_with_its_receipt_is_not_applied_again(store: Store) {
+    let ids = queued(&store, 1).await;
+    let lease = t0() + Duration::seconds(30);
+    store
+        .claim_deliveries(&ids, "a", t0(), lease)
+        .await
+        .unwrap();
+    let sent = Finish {
+        id: ids[0],
+        token: "a",
+        state: DeliveryState::Sent,
+        provider_message_id: Some("m-1"),
+        error: None,
+        carries_digest: false,
+    };
+    assert_eq!(
+        store.finish_deliveries(&[sent], t0()).await.unwrap(),
+        [true]
+    );
+    let d = store.get_delivery(ids[0]).await.unwrap().unwrap();
+    let receipt = |state| Receipt {
+        schema_version: SCHEMA_VERSION,
+        delivery_id: ids[0],
+        notification_id: d.notification_id,
+        user_id: d.user_id.clone(),
+        channel: Channel::Email,
+        state,
+        reason: None,
+        provider_message_id: Some("m-1".into()),
+        at: t0(),
+    };
+    // The worker's own receipt finds its effect recorded; a later one from
+    // the provider still moves the delivery on.
+    let moved = store
+        .apply_receipts(
+            &[
+                receipt(DeliveryState::Sent),
+                receipt(DeliveryState::Delivered),
+            ],
+            t0(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(moved, [false, true]);
+    let d = store.get_delivery(ids[0]).await.unwrap().unwrap();
+    assert_eq!(d.state, DeliveryState::Delivered);
 }
