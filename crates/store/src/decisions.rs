@@ -17,9 +17,7 @@ use sqlx::Row;
 
 use crate::deliveries::{encode_trace, insert_delivery, move_members};
 use crate::timers::{schedule, NewTimer};
-use crate::{
-    from_millis, millis, placeholders, placeholders_from, Dialect, NewDelivery, Store, StoreError,
-};
+use crate::{from_millis, millis, placeholders, Dialect, NewDelivery, Store, StoreError};
 
 /// One decision to record.
 #[derive(Debug, Clone)]
@@ -85,38 +83,8 @@ impl DecisionTx {
         source: crate::Source,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        const COLUMNS: usize = 8;
-        for chunk in events.chunks(100) {
-            let rows: Vec<String> = (0..chunk.len())
-                .map(|i| format!("({})", placeholders_from(i * COLUMNS + 1, COLUMNS)))
-                .collect();
-            let sql = format!(
-                "INSERT INTO notifications (id, event_id, template, category, priority, source, event, created_at) \
-                 VALUES {} ON CONFLICT (id) DO NOTHING",
-                rows.join(", ")
-            );
-            let mut query = sqlx::query(&sql);
-            for event in chunk {
-                let json = serde_json::to_string(event)
-                    .map_err(|e| StoreError::corrupt("notification", e))?;
-                query = query
-                    .bind(event.notification_id().to_string())
-                    .bind(event.event_id.as_str().to_owned())
-                    .bind(event.request.template.as_str().to_owned())
-                    .bind(
-                        event
-                            .request
-                            .category
-                            .as_ref()
-                            .map(|c| c.as_str().to_owned()),
-                    )
-                    .bind(event.request.priority.as_str())
-                    .bind(source.as_str())
-                    .bind(json)
-                    .bind(millis(now));
-            }
-            query.execute(&mut *self.tx).await?;
-        }
+        let rows: Vec<_> = events.iter().map(|e| (*e, now)).collect();
+        crate::notifications::insert_notifications(&mut self.tx, &rows, source).await?;
         Ok(())
     }
 

@@ -12,6 +12,9 @@ pub enum StoreError {
     UnsupportedUrl(String),
     #[error("the database schema is at migration {applied:?}, this build needs {expected}: run `herald migrate`")]
     NotMigrated { expected: i64, applied: Option<i64> },
+    /// A writer that queues work for the database has stopped (shutdown).
+    #[error("the store is shutting down")]
+    Closed,
     #[error("cannot create the data directory {path}: {source}")]
     DataDir {
         path: String,
@@ -32,6 +35,7 @@ impl StoreError {
                     | sqlx::Error::TypeNotFound { .. }
                     | sqlx::Error::Configuration(_)
             ),
+            StoreError::Closed => true,
             StoreError::Migration(_)
             | StoreError::Corrupt { .. }
             | StoreError::UnsupportedUrl(_) => false,

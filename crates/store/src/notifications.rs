@@ -8,7 +8,7 @@ use herald_domain::{
 use sqlx::Row;
 
 use crate::deliveries::encode_trace;
-use crate::outbox::{insert_outbox, OutboxMessage};
+use crate::outbox::{insert_outbox, insert_outbox_many, OutboxMessage};
 use crate::timers::{self, TimerKind};
 use crate::{from_millis, millis, DeliveryRecord, Store, StoreError};
 
@@ -75,41 +75,79 @@ impl Store {
         &self,
         create: CreateNotification<'_>,
     ) -> Result<Created, StoreError> {
-        let id = create.event.notification_id();
+        let mut answers = self.create_notifications(&[create]).await?;
+        answers
+            .pop()
+            .ok_or_else(|| StoreError::corrupt("notification", "no answer for the request"))
+    }
+
+    /// [`Store::create_notification`] for several requests in one
+    /// transaction (group commit): each answered as if alone. A key used
+    /// twice in the group is claimed by the first; the second is its replay
+    /// (or a conflict). The new notifications and their outbox messages are
+    /// written a hundred to a statement.
+    #[tracing::instrument(skip_all, fields(requests = creates.len()))]
+    pub async fn create_notifications(
+        &self,
+        creates: &[CreateNotification<'_>],
+    ) -> Result<Vec<Created>, StoreError> {
         let mut tx = self.db.write().begin().await?;
-        if let Some((key, hash)) = create.idempotency {
+        let mut answers: Vec<Option<Created>> = creates.iter().map(|_| None).collect();
+        for (answer, create) in answers.iter_mut().zip(creates) {
+            let Some((key, hash)) = create.idempotency else {
+                continue;
+            };
             let claimed = sqlx::query(
                 "INSERT INTO idempotency_keys (key, request_hash, notification_id, created_at) \
                  VALUES ($1, $2, $3, $4) ON CONFLICT (key) DO NOTHING",
             )
             .bind(key)
             .bind(hash)
-            .bind(id.to_string())
+            .bind(create.event.notification_id().to_string())
             .bind(millis(create.now))
             .execute(&mut *tx)
             .await?;
-            if claimed.rows_affected() == 0 {
-                let row = sqlx::query(
-                    "SELECT request_hash, notification_id FROM idempotency_keys WHERE key = $1",
-                )
-                .bind(key)
-                .fetch_one(&mut *tx)
-                .await?;
-                tx.rollback().await?;
-                let stored_hash: String = row.try_get("request_hash")?;
-                if stored_hash != hash {
-                    return Ok(Created::KeyConflict);
-                }
-                let stored: String = row.try_get("notification_id")?;
-                let stored = NotificationId::parse(&stored)
-                    .map_err(|e| StoreError::corrupt("idempotency key", e))?;
-                return Ok(Created::Replayed(stored));
+            if claimed.rows_affected() == 1 {
+                continue;
             }
+            let row = sqlx::query(
+                "SELECT request_hash, notification_id FROM idempotency_keys WHERE key = $1",
+            )
+            .bind(key)
+            .fetch_one(&mut *tx)
+            .await?;
+            let stored_hash: String = row.try_get("request_hash")?;
+            *answer = Some(if stored_hash != hash {
+                Created::KeyConflict
+            } else {
+                let stored: String = row.try_get("notification_id")?;
+                Created::Replayed(
+                    NotificationId::parse(&stored)
+                        .map_err(|e| StoreError::corrupt("idempotency key", e))?,
+                )
+            });
         }
-        insert_notification(&mut tx, create.event, Source::Api, create.now).await?;
-        insert_outbox(&mut tx, &create.announce, create.now).await?;
-        tx.commit().await?;
-        Ok(Created::New(id))
+        let new: Vec<&CreateNotification> = creates
+            .iter()
+            .zip(&answers)
+            .filter_map(|(create, answer)| answer.is_none().then_some(create))
+            .collect();
+        if new.is_empty() {
+            tx.rollback().await?;
+        } else {
+            let events: Vec<_> = new.iter().map(|c| (c.event, c.now)).collect();
+            insert_notifications(&mut tx, &events, Source::Api).await?;
+            let messages: Vec<_> = new.iter().map(|c| (&c.announce, c.now)).collect();
+            insert_outbox_many(&mut tx, &messages).await?;
+            tx.commit().await?;
+        }
+        Ok(creates
+            .iter()
+            .zip(answers)
+            .map(|(create, answer)| {
+                answer.unwrap_or_else(|| Created::New(create.event.notification_id()))
+            })
+            .collect())
     }
 
     /// Records a notification that arrived on the bus (or that a digest
@@ -122,7 +160,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         // One statement: no transaction of its own needed.
         let mut conn = self.db.write().acquire().await?;
-        insert_notification(&mut conn, event, source, now).await
+        Ok(insert_notifications(&mut conn, &[(event, now)], source).await? == 1)
     }
 
     pub async fn get_notification(
@@ -253,26 +291,44 @@ impl Store {
     }
 }
 
-async fn insert_notification(
+/// Records notifications not known yet, a hundred to a statement.
+pub(crate) async fn insert_notifications(
     conn: &mut sqlx::AnyConnection,
-    event: &NotificationEvent,
+    events: &[(&NotificationEvent, DateTime<Utc>)],
     source: Source,
-    now: DateTime<Utc>,
-) -> Result<bool, StoreError> {
-    let json = serde_json::to_string(event).map_err(|e| StoreError::corrupt("notification", e))?;
-    let done = sqlx::query(
-        "INSERT INTO notifications (id, event_id, template, category, priority, source, event, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING",
-    )
-    .bind(event.notification_id().to_string())
-    .bind(event.event_id.as_str())
-    .bind(event.request.template.as_str())
-    .bind(event.request.category.as_ref().map(|c| c.as_str().to_owned()))
-    .bind(event.request.priority.as_str())
-    .bind(source.as_str())
-    .bind(json)
-    .bind(millis(now))
-    .execute(conn)
-    .await?;
-    Ok(done.rows_affected() == 1)
+) -> Result<u64, StoreError> {
+    const COLUMNS: usize = 8;
+    let mut inserted = 0;
+    for chunk in events.chunks(100) {
+        let rows: Vec<String> = (0..chunk.len())
+            .map(|i| format!("({})", crate::placeholders_from(i * COLUMNS + 1, COLUMNS)))
+            .collect();
+        let sql = format!(
+            "INSERT INTO notifications (id, event_id, template, category, priority, source, event, created_at) \
+             VALUES {} ON CONFLICT (id) DO NOTHING",
+            rows.join(", ")
+        );
+        let mut query = sqlx::query(&sql);
+        for (event, now) in chunk {
+            let json =
+                serde_json::to_string(event).map_err(|e| StoreError::corrupt("notification", e))?;
+            query = query
+                .bind(event.notification_id().to_string())
+                .bind(event.event_id.as_str().to_owned())
+                .bind(event.request.template.as_str().to_owned())
+                .bind(
+                    event
+                        .request
+                        .category
+                        .as_ref()
+                        .map(|c| c.as_str().to_owned()),
+                )
+                .bind(event.request.priority.as_str())
+                .bind(source.as_str())
+                .bind(json)
+                .bind(millis(*now));
+        }
+        inserted += query.execute(&mut *conn).await?.rows_affected();
+    }
+    Ok(inserted)
 }

@@ -36,13 +36,32 @@ pub(crate) async fn insert_outbox(
     message: &OutboxMessage,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    sqlx::query("INSERT INTO outbox (topic, msg_key, payload, created_at) VALUES ($1, $2, $3, $4)")
-        .bind(message.topic.as_str())
-        .bind(message.key.as_str())
-        .bind(message.payload.as_str())
-        .bind(millis(now))
-        .execute(&mut **tx)
-        .await?;
+    insert_outbox_many(tx, &[(message, now)]).await
+}
+
+/// Writes outbox messages, a hundred to a statement.
+pub(crate) async fn insert_outbox_many(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    messages: &[(&OutboxMessage, DateTime<Utc>)],
+) -> Result<(), StoreError> {
+    for chunk in messages.chunks(100) {
+        let rows: Vec<String> = (0..chunk.len())
+            .map(|i| format!("({})", crate::placeholders_from(i * 4 + 1, 4)))
+            .collect();
+        let sql = format!(
+            "INSERT INTO outbox (topic, msg_key, payload, created_at) VALUES {}",
+            rows.join(", ")
+        );
+        let mut query = sqlx::query(&sql);
+        for (message, now) in chunk {
+            query = query
+                .bind(message.topic.as_str())
+                .bind(message.key.as_str())
+                .bind(message.payload.as_str())
+                .bind(millis(*now));
+        }
+        query.execute(&mut **tx).await?;
+    }
     Ok(())
 }
 

@@ -8,6 +8,7 @@
 
 mod auth;
 mod categories;
+mod commit;
 mod deliveries;
 mod error;
 mod extract;
@@ -35,6 +36,7 @@ use tower_http::trace::TraceLayer;
 
 use auth::Required;
 pub use auth::{hash_key, ApiKeys, KeyConfigError, Scope};
+pub use commit::NotificationWriter;
 pub use error::ApiError;
 pub use openapi::ApiDoc;
 pub use relay::{OutboxRelay, RelayConfig};
@@ -65,6 +67,8 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     /// Pokes the outbox relay after a commit, so it need not wait for its poll.
     pub relay_wake: Arc<Notify>,
+    /// Writes `POST /v1/notifications` requests, in groups under load.
+    pub notifications: NotificationWriter,
 }
 
 fn scoped(

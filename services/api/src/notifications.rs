@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use herald_domain::{
     select_channels, NotificationEvent, NotificationId, NotificationRequest, Recipient, UserId,
 };
-use herald_store::{Cancelled, CreateNotification, Created, OutboxMessage};
+use herald_store::{Cancelled, Created, OutboxMessage};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -116,13 +116,13 @@ pub async fn send(
         })
         .unwrap_or_default();
     let created = state
-        .store
-        .create_notification(CreateNotification {
-            event: &event,
-            idempotency: key.as_deref().map(|k| (k, hash.as_str())),
-            announce: OutboxMessage::new("events", partition_key, payload),
+        .notifications
+        .create(
+            event,
+            key.map(|k| (k, hash)),
+            OutboxMessage::new("events", partition_key, payload),
             now,
-        })
+        )
         .await?;
     match created {
         Created::New(id) => {

@@ -5,13 +5,15 @@
 //! be routed is dead-lettered alone, and one that names a topic still
 //! reaches its subscribers. A worker handed a batch of jobs claims them in
 //! one statement and records their outcomes in one transaction, and each
-//! job still ends as it would alone.
+//! job still ends as it would alone. Concurrent API requests share
+//! transactions (group commit) and each is answered and delivered once.
 
 use super::support::Backend;
 
 crate::on_both_backends!(
     events_that_arrive_together_are_each_routed_as_if_alone,
     a_batch_of_jobs_ends_each_as_it_would_alone,
+    concurrent_sends_share_commits_and_each_is_delivered_once,
 );
 
 use std::sync::Arc;
@@ -306,4 +308,32 @@ async fn a_batch_of_jobs_ends_each_as_it_would_alone(backend: Backend) {
         n["deliveries"][0]["state"], "sending",
         "still the other worker's: {n:#}"
     );
+}
+
+async fn concurrent_sends_share_commits_and_each_is_delivered_once(backend: Backend) {
+    let app = TestApp::with_smtp(backend).await;
+    let smtp = app.smtp.clone().unwrap();
+    ada(&app).await;
+    let sends = (0..64).map(|i| {
+        let client = app.client.clone();
+        let url = format!("{}/v1/notifications", app.base);
+        let body = json!({"template": "welcome", "recipients": ["ada"], "channels": ["email"],
+            "params": {"name": format!("Ada {i}"), "app_name": "Acme"}});
+        async move {
+            let answer = client.post(url).json(&body).send().await.unwrap();
+            let status = answer.status().as_u16();
+            let body: Value = answer.json().await.unwrap();
+            assert_eq!(status, 202, "{body}");
+            body["id"].as_str().unwrap().to_owned()
+        }
+    });
+    let ids: std::collections::HashSet<String> =
+        futures::future::join_all(sends).await.into_iter().collect();
+    assert_eq!(ids.len(), 64, "one notification per request");
+    for id in &ids {
+        app.settled(id, 1).await;
+    }
+    assert_eq!(smtp.wait_for(64, WAIT).await.len(), 64);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(smtp.count(), 64, "each delivered once");
 }
