@@ -91,10 +91,10 @@ impl Backends {
                 let link =
                     RedisLink::new(url, Duration::from_secs(1)).context("HERALD_REDIS_URL")?;
                 (
-                    Arc::new(RedisClaimCache::new(
-                        link.clone(),
-                        config.redis_prefix.clone(),
-                    )),
+                    Arc::new(
+                        RedisClaimCache::new(link.clone(), config.redis_prefix.clone())
+                            .remembering(config.claim_memory),
+                    ),
                     Arc::new(RedisRateLimiter::new(
                         link,
                         config.redis_prefix.clone(),

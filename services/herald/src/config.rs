@@ -56,6 +56,9 @@ pub struct Config {
     /// `HERALD_API_KEYS` as given; parsed by the API.
     pub api_keys: Option<String>,
     pub claim_lease: Duration,
+    /// How long Redis remembers a delivery as sent or done
+    /// (`HERALD_CLAIM_MEMORY_MS`); longer than the lease.
+    pub claim_memory: Duration,
     pub db_max_connections: u32,
     pub worker_id: String,
     /// A TOML file of category policies, written to the store at start.
@@ -107,6 +110,7 @@ impl std::fmt::Debug for Config {
             .field("redis_prefix", &self.redis_prefix)
             .field("api_keys", &self.api_keys.as_ref().map(|_| "<redacted>"))
             .field("claim_lease", &self.claim_lease)
+            .field("claim_memory", &self.claim_memory)
             .field("db_max_connections", &self.db_max_connections)
             .field("worker_id", &self.worker_id)
             .field("categories_file", &self.categories_file)
@@ -155,6 +159,7 @@ pub const KEYS: &[&str] = &[
     "HERALD_REDIS_PREFIX",
     "HERALD_API_KEYS",
     "HERALD_CLAIM_LEASE_MS",
+    "HERALD_CLAIM_MEMORY_MS",
     "HERALD_DB_MAX_CONNECTIONS",
     "HERALD_WORKER_ID",
     "HERALD_CATEGORIES_FILE",
@@ -223,6 +228,24 @@ impl Config {
                      HERALD_KAFKA_RESUME_WINDOW ({kafka_resume_window}): a consumer resuming \
                      inside such a batch on tansu could skip records"
                 ),
+            ));
+        }
+        let claim_lease = Duration::from_millis(positive(
+            "HERALD_CLAIM_LEASE_MS",
+            get("HERALD_CLAIM_LEASE_MS"),
+            120_000,
+        )?);
+        let claim_memory = Duration::from_millis(positive(
+            "HERALD_CLAIM_MEMORY_MS",
+            get("HERALD_CLAIM_MEMORY_MS"),
+            3_600_000,
+        )?);
+        if claim_memory <= claim_lease {
+            // A dead worker's "sent" must still be known when its lease ends
+            // and the job comes back, or the message goes out twice.
+            return Err(invalid(
+                "HERALD_CLAIM_MEMORY_MS",
+                "must be longer than HERALD_CLAIM_LEASE_MS",
             ));
         }
         let config = Config {
@@ -296,11 +319,8 @@ impl Config {
             redis_url: get("HERALD_REDIS_URL").map(str::to_owned),
             redis_prefix: get("HERALD_REDIS_PREFIX").unwrap_or("herald:").to_owned(),
             api_keys: get("HERALD_API_KEYS").map(str::to_owned),
-            claim_lease: Duration::from_millis(positive(
-                "HERALD_CLAIM_LEASE_MS",
-                get("HERALD_CLAIM_LEASE_MS"),
-                120_000,
-            )?),
+            claim_lease,
+            claim_memory,
             db_max_connections: positive(
                 "HERALD_DB_MAX_CONNECTIONS",
                 get("HERALD_DB_MAX_CONNECTIONS"),
@@ -490,6 +510,32 @@ mod tests {
             assert!(!shown.contains(secret), "{secret} shown in {shown}");
         }
         assert!(shown.contains("postgres://herald:***@db/herald"), "{shown}");
+    }
+
+    #[test]
+    fn redis_remembers_a_send_longer_than_a_claim_lasts() {
+        let c = config(&[]).unwrap();
+        assert_eq!(
+            (c.claim_lease.as_secs(), c.claim_memory.as_secs()),
+            (120, 3600)
+        );
+        for (lease, memory, ok) in [
+            ("120000", "600000", true),
+            ("120000", "120000", false),
+            ("600000", "300000", false),
+            ("1000", "0", false),
+        ] {
+            let result = config(&[
+                ("HERALD_CLAIM_LEASE_MS", lease),
+                ("HERALD_CLAIM_MEMORY_MS", memory),
+            ]);
+            assert_eq!(
+                result.is_ok(),
+                ok,
+                "lease {lease}, memory {memory}: {:?}",
+                result.err()
+            );
+        }
     }
 
     #[test]

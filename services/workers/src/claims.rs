@@ -160,7 +160,8 @@ impl ClaimCache for LocalClaimCache {
 
 /// The hint shared by every replica, in Redis: `SET key token NX PX ttl` to
 /// claim, `sent:<provider message id>` the moment the provider took it, and
-/// `done` once finished (both kept a day).
+/// `done` once finished (both kept an hour, or as long as
+/// [`RedisClaimCache::remembering`] says).
 pub struct RedisClaimCache {
     link: RedisLink,
     prefix: String,
@@ -175,15 +176,23 @@ impl RedisClaimCache {
         RedisClaimCache {
             link,
             prefix: prefix.into(),
-            done_ttl: Duration::from_secs(86_400),
+            done_ttl: Duration::from_secs(3_600),
         }
+    }
+
+    /// How long `sent` and `done` are kept: longer than a claim's lease (a
+    /// dead worker's `sent` must outlive it), and short enough that a busy
+    /// deployment's keys fit in memory (one per delivery in that time).
+    pub fn remembering(mut self, ttl: Duration) -> Self {
+        self.done_ttl = ttl;
+        self
     }
 
     fn key(&self, id: DeliveryId) -> String {
         format!("{}claim:{id}", self.prefix)
     }
 
-    /// Overwrites the delivery's hint with `value` for a day, whoever held it.
+    /// Overwrites the delivery's hint with `value`, whoever held it.
     async fn remember(&self, id: DeliveryId, value: String) {
         let key = self.key(id);
         let ttl = self.done_ttl.as_secs();
