@@ -87,6 +87,11 @@ struct Cli {
     /// notification to it (instead of `--notifications` single sends).
     #[arg(long, conflicts_with_all = ["rate", "kill_worker"])]
     topic: bool,
+    /// Mixed channels with a slow provider: every notification goes in-app
+    /// too, and the SMTP stand-in answers each e-mail this many milliseconds
+    /// late. E-mail backs up; in-app must not (see the per-channel line).
+    #[arg(long, value_name = "MS", conflicts_with = "topic")]
+    slow_email_ms: Option<u64>,
     #[arg(
         long,
         env = "HERALD_TEST_POSTGRES_URL",

@@ -42,6 +42,9 @@ pub async fn measure(
     let smtp = SmtpSink::start()
         .await
         .context("starting the SMTP stand-in")?;
+    if let Some(ms) = cli.slow_email_ms {
+        smtp.set_answer_delay(Duration::from_millis(ms));
+    }
     let mut launcher = Launcher::new(herald.canonicalize()?, dir.join("logs"))?;
     let started = launcher.started();
     launcher.set("HERALD_LISTEN", "127.0.0.1:0");
@@ -87,6 +90,7 @@ pub async fn measure(
         concurrency: cli.concurrency,
         rate: None,
         verbose: false,
+        also_in_app: cli.slow_email_ms.is_some(),
     };
     let warmed_up = warm_up(cli, &client, &api, events.as_deref(), load, &smtp).await?;
     let skip = smtp.count();

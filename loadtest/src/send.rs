@@ -136,11 +136,16 @@ pub async fn create_users(
 }
 
 /// The `POST /v1/notifications` body, and the event body without `event_id`.
-fn notification(i: usize, user: &UserId) -> Value {
+fn notification(i: usize, user: &UserId, also_in_app: bool) -> Value {
+    let channels = if also_in_app {
+        json!(["email", "in_app"])
+    } else {
+        json!(["email"])
+    };
     json!({
         "template": "welcome",
         "recipients": [user],
-        "channels": ["email"],
+        "channels": channels,
         "params": {"name": format!("Reader {i}"), "app_name": "Herald load test"},
     })
 }
@@ -156,6 +161,8 @@ pub struct Load<'a> {
     pub rate: Option<f64>,
     /// Whether to print progress lines.
     pub verbose: bool,
+    /// Send each notification in-app too (the mixed-channel scenario).
+    pub also_in_app: bool,
 }
 
 impl Load<'_> {
@@ -205,7 +212,9 @@ pub async fn over_rest(
     let url = format!("{api}/v1/notifications");
     let requests = load.schedule(started).map(|(i, due)| {
         let user = load.user(i);
-        let request = client.post(&url).json(&notification(i, user));
+        let request = client
+            .post(&url)
+            .json(&notification(i, user, load.also_in_app));
         async move {
             let left = Instant::now();
             let result = accepted_id(request.send().await).await;
@@ -327,7 +336,7 @@ pub async fn over_kafka(brokers: &str, topic: &str, load: Load<'_>) -> anyhow::R
     let publishes = load.schedule(started).map(|(i, due)| {
         let user = load.user(i);
         let event_id = uuid::Uuid::new_v4().to_string();
-        let mut event = notification(i, user);
+        let mut event = notification(i, user, load.also_in_app);
         event["event_id"] = Value::String(event_id.clone());
         let producer = &producer;
         async move {
@@ -370,6 +379,7 @@ mod tests {
             concurrency: 2,
             rate: Some(100.0),
             verbose: false,
+            also_in_app: false,
         };
         let started = Instant::now();
         let sends = load.schedule(started).map(|(i, due)| async move {
@@ -399,6 +409,7 @@ mod tests {
             concurrency: 2,
             rate: None,
             verbose: false,
+            also_in_app: false,
         };
         let started = Instant::now();
         let sends = load.schedule(started).map(|(_, due)| async move {

@@ -26,11 +26,18 @@ pub enum Database {
     Sqlite(PathBuf),
 }
 
+/// Per channel: deliveries sent, and the seconds from the first one's
+/// routing to the last one's outcome.
+const CHANNELS: &str = "SELECT channel, COUNT(*) AS n, MIN(created_at) AS first, \
+     MAX(updated_at) AS last FROM deliveries WHERE state = 'sent' GROUP BY channel ORDER BY channel";
+
 /// How many deliveries are in each state, and how many of those were
-/// claimed more than once (`attempts > 1`).
+/// claimed more than once (`attempts > 1`); and per channel, how many were
+/// sent over how long.
 #[derive(Debug, Clone, Default)]
 pub struct States {
     pub counts: Vec<(String, i64, i64)>,
+    pub channels: Vec<(String, i64, f64)>,
 }
 
 impl States {
@@ -43,34 +50,66 @@ impl States {
     }
 
     pub fn describe(&self) -> String {
-        self.counts
+        let states = self
+            .counts
             .iter()
             .map(|(state, n, retried)| format!("{state} {n} ({retried} claimed more than once)"))
             .collect::<Vec<_>>()
-            .join(", ")
+            .join(", ");
+        if self.channels.len() < 2 {
+            return states;
+        }
+        let channels = self
+            .channels
+            .iter()
+            .map(|(channel, n, seconds)| format!("{channel} {n} within {seconds:.1} s"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        format!("{states}; sent per channel, from the first routed to the last sent: {channels}")
     }
 }
 
 impl Database {
     pub async fn states(&self) -> anyhow::Result<States> {
-        let rows = match self {
+        let (rows, channels) = match self {
             Database::Postgres(url) => {
                 let mut conn = sqlx::PgConnection::connect(url).await?;
                 let rows = sqlx::query(COUNTS).fetch_all(&mut conn).await?;
-                rows.iter()
-                    .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
-                    .collect::<Result<Vec<_>, sqlx::Error>>()?
+                let channels = sqlx::query(CHANNELS).fetch_all(&mut conn).await?;
+                (
+                    rows.iter()
+                        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+                        .collect::<Result<Vec<_>, sqlx::Error>>()?,
+                    channels
+                        .iter()
+                        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?)))
+                        .collect::<Result<Vec<(String, i64, i64, i64)>, sqlx::Error>>()?,
+                )
             }
             Database::Sqlite(path) => {
                 let url = format!("sqlite://{}?mode=ro", path.display());
                 let mut conn = sqlx::SqliteConnection::connect(&url).await?;
                 let rows = sqlx::query(COUNTS).fetch_all(&mut conn).await?;
-                rows.iter()
-                    .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
-                    .collect::<Result<Vec<_>, sqlx::Error>>()?
+                let channels = sqlx::query(CHANNELS).fetch_all(&mut conn).await?;
+                (
+                    rows.iter()
+                        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+                        .collect::<Result<Vec<_>, sqlx::Error>>()?,
+                    channels
+                        .iter()
+                        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?)))
+                        .collect::<Result<Vec<(String, i64, i64, i64)>, sqlx::Error>>()?,
+                )
             }
         };
-        Ok(States { counts: rows })
+        let channels = channels
+            .into_iter()
+            .map(|(channel, n, first, last)| (channel, n, (last - first) as f64 / 1000.0))
+            .collect();
+        Ok(States {
+            counts: rows,
+            channels,
+        })
     }
 
     /// Waits until no delivery is queued or being sent, or `deadline`.

@@ -335,3 +335,28 @@ async fn a_message_over_the_size_limit_is_refused_with_552_and_not_stored() {
     assert!(client.command("NOOP").await.starts_with("250 "));
     assert_eq!(sink.count(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_sink_answers_each_message_late() {
+    let sink = SmtpSink::start().await.unwrap();
+    sink.set_answer_delay(Duration::from_millis(300));
+    let transport = transport(&sink);
+    let started = tokio::time::Instant::now();
+    let mut sends = JoinSet::new();
+    for i in 0..4 {
+        let (transport, email) = (
+            transport.clone(),
+            plain_message(&format!("slow-{i}@herald.test"), "slow"),
+        );
+        sends.spawn(async move { transport.send(email).await });
+    }
+    while let Some(sent) = sends.join_next().await {
+        sent.unwrap().expect("accepted, late");
+    }
+    let took = started.elapsed();
+    assert_eq!(sink.count(), 4);
+    assert!(
+        took >= Duration::from_millis(300),
+        "answered late: {took:?}"
+    );
+}

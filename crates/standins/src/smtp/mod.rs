@@ -95,6 +95,12 @@ impl SmtpSink {
         *lock(&self.server.mailbox.mode) = mode;
     }
 
+    /// Answers every message's end of data `delay` late from now on, as a
+    /// slow provider does; a message counts as accepted when answered.
+    pub fn set_answer_delay(&self, delay: Duration) {
+        *lock(&self.server.mailbox.answer_delay) = delay;
+    }
+
     /// Every accepted message, in the order the sink accepted them.
     pub fn messages(&self) -> Vec<ReceivedMail> {
         lock(&self.server.mailbox.received).clone()
@@ -146,6 +152,8 @@ impl fmt::Debug for SmtpSink {
 /// What the sessions share with the handle: the current mode and what arrived.
 struct Mailbox {
     mode: Mutex<SmtpMode>,
+    /// How long each message's end of data waits for its answer.
+    answer_delay: Mutex<Duration>,
     received: Mutex<Vec<ReceivedMail>>,
     attempts: AtomicUsize,
     arrived: Notify,
@@ -155,6 +163,7 @@ impl Default for Mailbox {
     fn default() -> Self {
         Mailbox {
             mode: Mutex::new(SmtpMode::Accept),
+            answer_delay: Mutex::new(Duration::ZERO),
             received: Mutex::new(Vec::new()),
             attempts: AtomicUsize::new(0),
             arrived: Notify::new(),
@@ -165,6 +174,10 @@ impl Default for Mailbox {
 impl Mailbox {
     fn mode(&self) -> SmtpMode {
         *lock(&self.mode)
+    }
+
+    fn answer_delay(&self) -> Duration {
+        *lock(&self.answer_delay)
     }
 
     fn record_attempt(&self) {

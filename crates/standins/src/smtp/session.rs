@@ -234,7 +234,12 @@ impl Session {
         };
         self.reply("354 Start mail input; end with <CRLF>.<CRLF>")
             .await?;
-        let reply: Cow<'static, str> = match (self.read_data().await?, transaction.mode) {
+        let data = self.read_data().await?;
+        let delay = self.mailbox.answer_delay();
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        let reply: Cow<'static, str> = match (data, transaction.mode) {
             (None, _) => "552 5.3.4 Message exceeds fixed maximum size".into(),
             (Some(_), SmtpMode::TempFail) => {
                 "451 4.3.0 Temporary failure (stand-in set to TempFail)".into()
