@@ -1,7 +1,8 @@
 //! The Herald under test, as an operator would run it: `herald serve` on
 //! its embedded backends, or separate services (`api`, 2 × `router`,
-//! 2 × `workers --channel email`, `receipts`) on PostgreSQL, Kafka and
-//! Redis, each its own process on its own port.
+//! 2 × `workers --channel email`, `receipts`, and `workers --channel in_app`
+//! for the mixed-channel scenario) on PostgreSQL, Kafka and Redis, each its
+//! own process on its own port.
 
 use std::net::ToSocketAddrs;
 use std::time::Duration;
@@ -63,8 +64,12 @@ impl Cluster {
     }
 
     /// `herald migrate` on a fresh database and topic prefix, then every
-    /// service as its own process.
-    pub async fn services(mut launcher: Launcher, backends: &Backends) -> anyhow::Result<Cluster> {
+    /// service as its own process; with `in_app`, an in-app worker as well.
+    pub async fn services(
+        mut launcher: Launcher,
+        backends: &Backends,
+        in_app: bool,
+    ) -> anyhow::Result<Cluster> {
         reachable("Kafka", &backends.kafka)?;
         reachable("Redis", redis_address(&backends.redis))?;
         let unique = uuid::Uuid::new_v4().simple().to_string();
@@ -91,6 +96,14 @@ impl Cluster {
                 .start("receipts", &["receipts"], &id("receipts"))
                 .await?,
         );
+        if in_app {
+            let name = "worker-in-app";
+            processes.push(
+                launcher
+                    .start(name, &["workers", "--channel", "in_app"], &id(name))
+                    .await?,
+            );
+        }
         let mut cluster = Cluster {
             api: api.base.clone(),
             services: Some(ServicesSetup {

@@ -67,7 +67,9 @@ pub async fn measure(
     };
     let mut cluster = match cli.mode {
         Mode::Embedded => Cluster::embedded(launcher).await?,
-        Mode::Services => Cluster::services(launcher, &backends).await?,
+        Mode::Services => {
+            Cluster::services(launcher, &backends, cli.slow_email_ms.is_some()).await?
+        }
     };
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(cli.concurrency)
