@@ -54,7 +54,8 @@ impl ChannelWorker {
             }
         }
         // The cache's hints: finished deliveries need nothing; one held
-        // elsewhere, or sent by a worker that died, goes the one-job way.
+        // elsewhere is handed back; one a worker that died sent goes the
+        // one-job way, which records that send without repeating it.
         let hints = futures::future::join_all(jobs.iter().map(|(_, job)| {
             self.claims
                 .try_claim(job.delivery_id, &token, self.config.lease)
