@@ -109,6 +109,9 @@ impl Router {
         &self,
         events: Vec<NotificationEvent>,
     ) -> Result<Vec<Result<Routed, RouteError>>, RouteError> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
         let now = self.clock.now();
         let judge = &self.judge;
         let notices = Notice::for_events(&judge.store, &judge.templates, events, now).await?;
