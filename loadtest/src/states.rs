@@ -71,45 +71,35 @@ impl States {
 
 impl Database {
     pub async fn states(&self) -> anyhow::Result<States> {
-        let (rows, channels) = match self {
-            Database::Postgres(url) => {
-                let mut conn = sqlx::PgConnection::connect(url).await?;
-                let rows = sqlx::query(COUNTS).fetch_all(&mut conn).await?;
+        // The same two reads on either database's own connection type.
+        macro_rules! read {
+            ($conn:expr) => {{
+                let mut conn = $conn;
+                let counts = sqlx::query(COUNTS).fetch_all(&mut conn).await?;
                 let channels = sqlx::query(CHANNELS).fetch_all(&mut conn).await?;
-                (
-                    rows.iter()
-                        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
-                        .collect::<Result<Vec<_>, sqlx::Error>>()?,
-                    channels
-                        .iter()
-                        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?)))
-                        .collect::<Result<Vec<(String, i64, i64, i64)>, sqlx::Error>>()?,
-                )
-            }
+                let counts = counts
+                    .iter()
+                    .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+                    .collect::<Result<Vec<(String, i64, i64)>, sqlx::Error>>()?;
+                let channels = channels
+                    .iter()
+                    .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?)))
+                    .collect::<Result<Vec<(String, i64, i64, i64)>, sqlx::Error>>()?;
+                (counts, channels)
+            }};
+        }
+        let (counts, channels) = match self {
+            Database::Postgres(url) => read!(sqlx::PgConnection::connect(url).await?),
             Database::Sqlite(path) => {
                 let url = format!("sqlite://{}?mode=ro", path.display());
-                let mut conn = sqlx::SqliteConnection::connect(&url).await?;
-                let rows = sqlx::query(COUNTS).fetch_all(&mut conn).await?;
-                let channels = sqlx::query(CHANNELS).fetch_all(&mut conn).await?;
-                (
-                    rows.iter()
-                        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
-                        .collect::<Result<Vec<_>, sqlx::Error>>()?,
-                    channels
-                        .iter()
-                        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?)))
-                        .collect::<Result<Vec<(String, i64, i64, i64)>, sqlx::Error>>()?,
-                )
+                read!(sqlx::SqliteConnection::connect(&url).await?)
             }
         };
         let channels = channels
             .into_iter()
             .map(|(channel, n, first, last)| (channel, n, (last - first) as f64 / 1000.0))
             .collect();
-        Ok(States {
-            counts: rows,
-            channels,
-        })
+        Ok(States { counts, channels })
     }
 
     /// Waits until no delivery is queued or being sent, or `deadline`.
