@@ -25,6 +25,11 @@ pub enum HandleError {
     Poison(String),
     /// Something we depend on failed; handling the record again may work.
     Retry(String),
+    /// Not a failure: the record has to wait for something (another worker
+    /// holds what it needs), which a batch must not do. It is handled again
+    /// on its own, with a slot of its own, as a retried record is, but
+    /// logged quietly.
+    Alone(String),
 }
 
 #[async_trait]
@@ -233,6 +238,7 @@ fn count(options: &ConsumeOptions, result: &Result<(), HandleError>) {
         Ok(()) => "ok",
         Err(HandleError::Poison(_)) => "poison",
         Err(HandleError::Retry(_)) => "retry",
+        Err(HandleError::Alone(_)) => "alone",
     };
     metrics::counter!(herald_telemetry::RECORDS_CONSUMED, "stage" => options.stage.clone(), "result" => label)
         .increment(1);
@@ -264,7 +270,8 @@ impl Step<'_> {
                         self.finish(record);
                     }
                 }
-                Err(HandleError::Retry(reason)) => again.push((record, reason)),
+                Err(HandleError::Retry(reason)) => again.push((record, reason, true)),
+                Err(HandleError::Alone(reason)) => again.push((record, reason, false)),
             }
         }
         // Finished records free their slots now; one that is retried keeps
@@ -274,8 +281,12 @@ impl Step<'_> {
             drop(permit.split(finished));
         }
         let wait = self.options.retry_initial;
-        let retries = again.into_iter().map(|(record, reason)| async move {
-            tracing::warn!(topic = %record.topic, key = %record.key, %reason, retry_in = ?wait, "handling failed; will retry");
+        let retries = again.into_iter().map(|(record, reason, failed)| async move {
+            if failed {
+                tracing::warn!(topic = %record.topic, key = %record.key, %reason, retry_in = ?wait, "handling failed; will retry");
+            } else {
+                tracing::debug!(topic = %record.topic, key = %record.key, %reason, "handled again on its own");
+            }
             tokio::select! {
                 // Unacknowledged, the record comes back after a restart.
                 _ = self.shutdown.cancelled() => {}
@@ -325,8 +336,15 @@ impl Step<'_> {
                     }
                     break;
                 }
-                Err(HandleError::Retry(reason)) => {
-                    tracing::warn!(topic = %record.topic, key = %record.key, %reason, retry_in = ?wait, "handling failed; will retry");
+                Err(error @ (HandleError::Retry(_) | HandleError::Alone(_))) => {
+                    match error {
+                        HandleError::Retry(reason) => {
+                            tracing::warn!(topic = %record.topic, key = %record.key, %reason, retry_in = ?wait, "handling failed; will retry")
+                        }
+                        other => {
+                            tracing::debug!(topic = %record.topic, key = %record.key, reason = ?other, retry_in = ?wait, "waiting to handle it again")
+                        }
+                    }
                     tokio::select! {
                         // Unacknowledged, the record comes back after a restart.
                         _ = self.shutdown.cancelled() => return,

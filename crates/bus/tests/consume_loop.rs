@@ -35,6 +35,7 @@ impl Handler for Recorder {
         match payload.as_str() {
             "bad" => Err(HandleError::Poison("bad by design".into())),
             "flaky" if times == 1 => Err(HandleError::Retry("first try fails".into())),
+            "busy" if times == 1 => Err(HandleError::Alone("held elsewhere at first".into())),
             _ => Ok(()),
         }
     }
@@ -78,6 +79,7 @@ async fn run(
         .collect();
     messages.push((topic.clone(), "k".into(), b"bad".to_vec()));
     messages.push((topic.clone(), "k".into(), b"flaky".to_vec()));
+    messages.push((topic.clone(), "k".into(), b"busy".to_vec()));
     // Waiting before the loop starts, so batches can form.
     bus.publish_all(&messages).await.unwrap();
 
@@ -97,7 +99,7 @@ async fn run(
         shutdown.clone(),
     ));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while stats.handled() < 102 {
+    while stats.handled() < 103 {
         assert!(
             tokio::time::Instant::now() < deadline,
             "handled {}",
@@ -113,11 +115,15 @@ async fn run(
 async fn every_record_is_finished_once_and_acknowledged(max_batch: usize) -> Vec<usize> {
     let (handler, bus, stats, _dir) = run(max_batch).await;
     let seen = handler.seen.lock().unwrap().clone();
-    assert_eq!(seen.len(), 102);
+    assert_eq!(seen.len(), 103);
     assert_eq!(seen["flaky"], 2, "tried again after a retriable failure");
+    assert_eq!(
+        seen["busy"], 2,
+        "handled again on its own, not dead-lettered"
+    );
     assert!(
         seen.iter()
-            .filter(|(p, _)| p.as_str() != "flaky")
+            .filter(|(p, _)| !["flaky", "busy"].contains(&p.as_str()))
             .all(|(_, n)| *n == 1),
         "{seen:?}"
     );
@@ -129,7 +135,7 @@ async fn every_record_is_finished_once_and_acknowledged(max_batch: usize) -> Vec
     let letters = bus.peek(&bus.topics().dlq(), 10).await.unwrap();
     assert_eq!(letters.len(), 1, "the poison record is dead-lettered");
     assert_eq!(stats.dead_lettered(), 1, "and counted as such");
-    assert_eq!(stats.handled(), 102, "among the records finished");
+    assert_eq!(stats.handled(), 103, "among the records finished");
     let batches = handler.batches.lock().unwrap().clone();
     assert_eq!(
         stats.largest_batch() as usize,

@@ -8,7 +8,9 @@ use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 /// Records taken off a topic by a consuming stage; `result` is `ok`,
-/// `poison` (dead-lettered) or `retry`.
+/// `poison` (dead-lettered), `retry` (a failure, tried again) or `alone`
+/// (handed back by a batch to wait for something, e.g. a delivery another
+/// worker holds, and handled again on its own).
 pub const RECORDS_CONSUMED: &str = "herald_records_consumed_total";
 /// Records sent to the DLQ, by the stage that refused them.
 pub const DEAD_LETTERS: &str = "herald_dead_letters_total";

@@ -272,7 +272,7 @@ async fn a_batch_of_jobs_ends_each_as_it_would_alone(backend: Backend) {
     );
     assert!(matches!(results[6], Ok(Outcome::Waiting)), "{results:?}");
     assert!(
-        matches!(&results[7], Err(WorkerError::Shared(reason)) if reason.contains("another worker")),
+        matches!(&results[7], Err(WorkerError::HeldElsewhere(id)) if *id == busy.delivery_id),
         "handed back to wait alone: {results:?}"
     );
     assert!(

@@ -6,8 +6,9 @@
 //! provider on its own (concurrently, each waiting for the rate limit); the
 //! outcomes are recorded in one transaction and the receipts published
 //! together. A job that needs waiting (another worker holds its delivery)
-//! is handed back to the consume loop (as a retriable failure), which
-//! tries it alone with a slot of its own; a retry after a transient failure
+//! is handed back to the consume loop ([`WorkerError::HeldElsewhere`], to
+//! the loop `HandleError::Alone`), which tries it alone with a slot of its
+//! own; a retry after a transient failure
 //! is deferred to its timer as on the one-job path. So the usual case stays a
 //! few statements and nothing in a batch waits for anything else.
 
@@ -73,10 +74,7 @@ impl ChannelWorker {
                 // Waiting here would hold the whole batch: the loop hands it
                 // back alone, to wait with a slot of its own.
                 ClaimHint::HeldElsewhere => {
-                    results[*i] = Some(Err(WorkerError::Shared(format!(
-                        "delivery {} is held by another worker",
-                        job.delivery_id
-                    ))))
+                    results[*i] = Some(Err(WorkerError::HeldElsewhere(job.delivery_id)))
                 }
                 ClaimHint::Sent { .. } => alone.push(*i),
             }
@@ -161,13 +159,9 @@ impl ChannelWorker {
                     results.push((index, Ok(Outcome::Waiting)));
                 }
                 // Another worker is sending it: handed back, to wait alone.
-                Claim::Busy { .. } => results.push((
-                    index,
-                    Err(WorkerError::Shared(format!(
-                        "delivery {} is being sent by another worker",
-                        job.delivery_id
-                    ))),
-                )),
+                Claim::Busy { .. } => {
+                    results.push((index, Err(WorkerError::HeldElsewhere(job.delivery_id))))
+                }
                 Claim::Missing => results.push((
                     index,
                     Err(WorkerError::Poison(format!(

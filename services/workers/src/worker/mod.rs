@@ -63,6 +63,10 @@ pub enum WorkerError {
     /// outcomes' transaction, its receipts' publish), for each job in it.
     #[error("{0}")]
     Shared(String),
+    /// Another worker holds the delivery: the job waits for it on its own,
+    /// not inside a batch.
+    #[error("delivery {0} is held by another worker")]
+    HeldElsewhere(herald_domain::DeliveryId),
 }
 
 /// What handling one job came to.
@@ -225,6 +229,7 @@ fn outcome(handled: Result<Outcome, WorkerError>) -> Result<(), HandleError> {
             Ok(())
         }
         Err(WorkerError::Poison(reason)) => Err(HandleError::Poison(reason)),
+        Err(e @ WorkerError::HeldElsewhere(_)) => Err(HandleError::Alone(e.to_string())),
         Err(e) => Err(HandleError::Retry(e.to_string())),
     }
 }
