@@ -122,15 +122,9 @@ impl Bus for EmbeddedBus {
             _ => Some(self.db.write().begin().await?),
         };
         for chunk in chunks {
-            let rows: Vec<String> = (0..chunk.len())
-                .map(|i| {
-                    let p = i * 4;
-                    format!("(${}, ${}, ${}, ${})", p + 1, p + 2, p + 3, p + 4)
-                })
-                .collect();
             let sql = format!(
                 "INSERT INTO bus_messages (topic, msg_key, payload, created_at) VALUES {}",
-                rows.join(", ")
+                herald_store::values_rows(chunk.len(), 4)
             );
             let mut query = sqlx::query(&sql);
             for (topic, key, payload) in chunk {

@@ -68,6 +68,15 @@ pub fn placeholders(n: usize) -> String {
     placeholders_from(1, n)
 }
 
+/// `($1, …, $columns), ($columns+1, …), …` for `rows` rows: the `VALUES`
+/// list of a multi-row `INSERT`.
+pub fn values_rows(rows: usize, columns: usize) -> String {
+    (0..rows)
+        .map(|row| format!("({})", placeholders_from(row * columns + 1, columns)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// `$first, …` for `n` values: a list after `first - 1` other parameters.
 pub fn placeholders_from(first: usize, n: usize) -> String {
     (first..first + n)

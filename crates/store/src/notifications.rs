@@ -300,13 +300,10 @@ pub(crate) async fn insert_notifications(
     const COLUMNS: usize = 8;
     let mut inserted = 0;
     for chunk in events.chunks(100) {
-        let rows: Vec<String> = (0..chunk.len())
-            .map(|i| format!("({})", crate::placeholders_from(i * COLUMNS + 1, COLUMNS)))
-            .collect();
         let sql = format!(
             "INSERT INTO notifications (id, event_id, template, category, priority, source, event, created_at) \
              VALUES {} ON CONFLICT (id) DO NOTHING",
-            rows.join(", ")
+            crate::values_rows(chunk.len(), COLUMNS)
         );
         let mut query = sqlx::query(&sql);
         for (event, now) in chunk {

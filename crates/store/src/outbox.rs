@@ -45,12 +45,9 @@ pub(crate) async fn insert_outbox_many(
     messages: &[(&OutboxMessage, DateTime<Utc>)],
 ) -> Result<(), StoreError> {
     for chunk in messages.chunks(100) {
-        let rows: Vec<String> = (0..chunk.len())
-            .map(|i| format!("({})", crate::placeholders_from(i * 4 + 1, 4)))
-            .collect();
         let sql = format!(
             "INSERT INTO outbox (topic, msg_key, payload, created_at) VALUES {}",
-            rows.join(", ")
+            crate::values_rows(chunk.len(), 4)
         );
         let mut query = sqlx::query(&sql);
         for (message, now) in chunk {

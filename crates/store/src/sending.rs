@@ -262,13 +262,10 @@ impl Store {
             .filter_map(|(o, &held)| held.then_some(o))
             .collect();
         for chunk in recorded.chunks(100) {
-            let rows: Vec<String> = (0..chunk.len())
-                .map(|i| format!("({})", placeholders_from(i * 5 + 1, 5)))
-                .collect();
             let sql = format!(
                 "INSERT INTO receipts (delivery_id, state, reason, provider_message_id, at) \
                  VALUES {} ON CONFLICT (delivery_id, state) DO NOTHING",
-                rows.join(", ")
+                crate::values_rows(chunk.len(), 5)
             );
             let mut query = sqlx::query(&sql);
             for o in chunk {

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use herald_domain::{TopicName, UserId};
 use sqlx::Row;
 
-use crate::{from_millis, millis, Store, StoreError};
+use crate::{from_millis, millis, placeholders_from, Store, StoreError};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct TopicRecord {
@@ -101,13 +101,10 @@ impl Store {
         let mut tx = self.db.write().begin().await?;
         // Three values a row keeps every statement under the drivers' limits.
         for chunk in add.chunks(300) {
-            let rows: Vec<String> = (0..chunk.len())
-                .map(|i| format!("(${}, ${}, ${})", 3 * i + 1, 3 * i + 2, 3 * i + 3))
-                .collect();
             let sql = format!(
                 "INSERT INTO topic_subscribers (topic, user_id, created_at) VALUES {} \
                  ON CONFLICT (topic, user_id) DO NOTHING",
-                rows.join(", ")
+                crate::values_rows(chunk.len(), 3)
             );
             let mut query = sqlx::query(&sql);
             for user in chunk {
@@ -165,12 +162,4 @@ impl Store {
             })
             .collect()
     }
-}
-
-/// `$from, $from+1, …` for `n` values.
-fn placeholders_from(from: usize, n: usize) -> String {
-    (from..from + n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
