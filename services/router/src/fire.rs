@@ -58,8 +58,7 @@ impl Judge {
         if !live.cancelled {
             lock_capped(
                 &mut tx,
-                &notice,
-                std::iter::once((&record.user_id, record.channel)),
+                std::iter::once((&notice, &record.user_id, record.channel)),
             )
             .await?;
         }

@@ -183,20 +183,18 @@ impl Judge {
         };
         // The cap counters of every capped recipient, locked at once and in
         // one order by every router, so two cannot deadlock on them.
-        let capped: Vec<&UserId> = work
+        let fresh: Vec<(&Notice, &UserId, Channel)> = work
             .iter()
             .zip(&lives)
             .filter(|(_, live)| !live.cancelled)
             .flat_map(|((notice, candidates), _)| {
                 candidates
                     .iter()
-                    .filter(|c| !existing.contains_key(&c.id) && is_capped(notice, c.channel))
-                    .map(|c| c.user)
+                    .filter(|c| !existing.contains_key(&c.id))
+                    .map(move |c| (*notice, c.user, c.channel))
             })
             .collect();
-        if !capped.is_empty() {
-            tx.lock_caps(&capped).await?;
-        }
+        lock_capped(&mut tx, fresh.into_iter()).await?;
         let mut decided_per_notice = Vec::with_capacity(work.len());
         let mut inserted = HashSet::new();
         for ((notice, candidates), live) in work.iter().zip(&lives) {
@@ -478,15 +476,15 @@ impl Judge {
     }
 }
 
-/// Locks the cap counters of every user with a capped channel among these.
+/// Locks the cap counters of every user with a capped channel among these
+/// (notice, user, channel) deliveries, all at once and in one order.
 pub(crate) async fn lock_capped<'u>(
     tx: &mut DecisionTx,
-    notice: &Notice,
-    deliveries: impl Iterator<Item = (&'u UserId, Channel)>,
+    deliveries: impl Iterator<Item = (&'u Notice, &'u UserId, Channel)>,
 ) -> Result<(), RouteError> {
     let users: Vec<&UserId> = deliveries
-        .filter(|(_, channel)| is_capped(notice, *channel))
-        .map(|(user, _)| user)
+        .filter(|(notice, _, channel)| is_capped(notice, *channel))
+        .map(|(_, user, _)| user)
         .collect();
     if !users.is_empty() {
         tx.lock_caps(&users).await?;
