@@ -270,8 +270,7 @@ impl Step<'_> {
                         self.finish(record);
                     }
                 }
-                Err(HandleError::Retry(reason)) => again.push((record, reason, true)),
-                Err(HandleError::Alone(reason)) => again.push((record, reason, false)),
+                Err(again_later) => again.push((record, again_later)),
             }
         }
         // Finished records free their slots now; one that is retried keeps
@@ -281,12 +280,8 @@ impl Step<'_> {
             drop(permit.split(finished));
         }
         let wait = self.options.retry_initial;
-        let retries = again.into_iter().map(|(record, reason, failed)| async move {
-            if failed {
-                tracing::warn!(topic = %record.topic, key = %record.key, %reason, retry_in = ?wait, "handling failed; will retry");
-            } else {
-                tracing::debug!(topic = %record.topic, key = %record.key, %reason, "handled again on its own");
-            }
+        let retries = again.into_iter().map(|(record, why)| async move {
+            say_again(&record, &why, wait);
             tokio::select! {
                 // Unacknowledged, the record comes back after a restart.
                 _ = self.shutdown.cancelled() => {}
@@ -336,15 +331,8 @@ impl Step<'_> {
                     }
                     break;
                 }
-                Err(error @ (HandleError::Retry(_) | HandleError::Alone(_))) => {
-                    match error {
-                        HandleError::Retry(reason) => {
-                            tracing::warn!(topic = %record.topic, key = %record.key, %reason, retry_in = ?wait, "handling failed; will retry")
-                        }
-                        other => {
-                            tracing::debug!(topic = %record.topic, key = %record.key, reason = ?other, retry_in = ?wait, "waiting to handle it again")
-                        }
-                    }
+                Err(why) => {
+                    say_again(&record, &why, wait);
                     tokio::select! {
                         // Unacknowledged, the record comes back after a restart.
                         _ = self.shutdown.cancelled() => return,
@@ -355,6 +343,19 @@ impl Step<'_> {
             }
         }
         self.finish(record);
+    }
+}
+
+/// Logs that `record` will be handled again in `wait`: a failure as a
+/// warning, a record handed back to wait on its own quietly.
+fn say_again(record: &Record, why: &HandleError, wait: Duration) {
+    match why {
+        HandleError::Alone(reason) => {
+            tracing::debug!(topic = %record.topic, key = %record.key, %reason, retry_in = ?wait, "handling it again on its own")
+        }
+        HandleError::Retry(reason) | HandleError::Poison(reason) => {
+            tracing::warn!(topic = %record.topic, key = %record.key, %reason, retry_in = ?wait, "handling failed; will retry")
+        }
     }
 }
 
