@@ -19,7 +19,7 @@ use futures::StreamExt;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureRecord;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use sqlx::{Connection, Executor};
 
@@ -117,14 +117,7 @@ async fn produce_and_consume(
         partitions.add_partition_offset(topic, p, Offset::Beginning)?;
     }
     consumer.assign(&partitions)?;
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("enable.idempotence", "true")
-        .set("acks", "all")
-        .set("linger.ms", "5")
-        .set("message.timeout.ms", "30000")
-        .create()
-        .context("creating a Kafka producer")?;
+    let producer = crate::send::kafka_producer(brokers)?;
     let mut records = consumer.stream();
     // One record through first, so both clients have their connections and
     // metadata before the clock starts.

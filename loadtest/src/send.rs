@@ -316,21 +316,26 @@ async fn accepted_id(answer: reqwest::Result<reqwest::Response>) -> Result<Notif
     NotificationId::parse(id).map_err(|e| e.to_string())
 }
 
+/// A producer as an outside one would be: idempotent, acknowledged by all
+/// replicas, batched. Herald's consumers rewind on assignment, so a broker
+/// that skips to the next batch on a mid-batch fetch loses nothing
+/// (KafkaConfig::resume_window).
+pub fn kafka_producer(brokers: &str) -> anyhow::Result<FutureProducer> {
+    ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "5")
+        .set("message.timeout.ms", "30000")
+        .create()
+        .context("creating a Kafka producer")
+}
+
 /// One event per notification on `<prefix>events`, keyed by user as
 /// Herald's own producer does; `event_id` is a UUID, so it is also the
 /// notification id.
 pub async fn over_kafka(brokers: &str, topic: &str, load: Load<'_>) -> anyhow::Result<Sent> {
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("enable.idempotence", "true")
-        .set("acks", "all")
-        // Batched as any outside producer would; Herald's consumers rewind
-        // on assignment, so a broker that skips to the next batch on a
-        // mid-batch fetch loses nothing (KafkaConfig::resume_window).
-        .set("linger.ms", "5")
-        .set("message.timeout.ms", "30000")
-        .create()
-        .context("creating a Kafka producer")?;
+    let producer = kafka_producer(brokers)?;
     let mut sent = Sent::new(load.notifications);
     let started = sent.started;
     let publishes = load.schedule(started).map(|(i, due)| {
