@@ -489,3 +489,19 @@ async fn a_waiting_consumer_is_woken_by_a_publish_without_polling() {
         .unwrap();
     assert_eq!(payload, b"wake");
 }
+
+/// `HERALD_KAFKA_DEBUG` is handed to librdkafka as is: a context it does
+/// not know is refused when the bus is made, not ignored.
+#[test]
+fn kafka_debug_contexts_are_checked_when_the_bus_is_made() {
+    let with = |debug: &str| {
+        let config = KafkaConfig {
+            debug: Some(debug.to_owned()),
+            ..KafkaConfig::new("127.0.0.1:9")
+        };
+        KafkaBus::connect(config, Topics::new("t."))
+    };
+    assert!(with("cgrp,fetch").is_ok());
+    let refused = with("no-such-context").err().expect("refused");
+    assert!(refused.to_string().contains("debug"), "{refused}");
+}
