@@ -4,8 +4,9 @@
 //! edge into newtypes whose only constructor validates them, so an invalid
 //! user id, channel or e-mail address cannot travel further than the request
 //! that carried it. Rules (which channels a recipient gets, whether a receipt
-//! may move a delivery's state, when to retry) are plain functions tested with
-//! tables next to them. Time comes from an injected [`Clock`].
+//! may move a delivery's state, when to retry, when to escalate, what a
+//! digest carries) are plain functions tested with tables next to them. Time
+//! comes from an injected [`Clock`].
 
 mod caps;
 mod channel;
@@ -13,7 +14,9 @@ mod clock;
 mod contact;
 mod decision;
 mod device;
+mod digest;
 mod error;
+mod escalation;
 mod ids;
 mod notification;
 mod policy;
@@ -31,7 +34,9 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use contact::{EmailAddress, Locale, PhoneNumber, TimeZoneName};
 pub use decision::{decide, Decision, DigestPlan, Situation, Verdict};
 pub use device::{Device, PushPlatform};
+pub use digest::{digest_items, DIGEST_BYTES, DIGEST_ITEMS};
 pub use error::DomainError;
+pub use escalation::{escalation_due, hold_back_escalation, Escalation, EscalationDue, FirstSend};
 pub use ids::{Category, DeliveryId, GroupKey, NotificationId, TemplateName, TopicName, UserId};
 pub use notification::{
     DeliveryJob, NotificationEvent, NotificationRequest, Priority, Recipient, MAX_RECIPIENTS,

@@ -139,7 +139,8 @@ use herald_domain::{Category, Channel, Locale, TemplateName};
 use serde_json::{Map, Value};
 
 pub use error::TemplateError;
-pub use manifest::{DigestSpec, Escalation};
+pub use herald_domain::Escalation;
+pub use manifest::DigestSpec;
 use part::{Part, Variant};
 
 /// Every template from one folder, compiled and ready to render.

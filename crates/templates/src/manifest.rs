@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use herald_domain::{Category, Channel, Span};
+use herald_domain::{Category, Channel, Escalation, Span};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -19,18 +19,6 @@ use crate::TemplateError;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct DigestSpec {
     pub window: Span,
-}
-
-/// If the `from` delivery is not read within `after`, `to` is sent
-/// (`escalate = { from = "in_app", to = "email", after = "15m" }`).
-///
-/// Loading guarantees `from` is `in_app` or `push`, both channels are in the
-/// template's `channels`, and they differ.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-pub struct Escalation {
-    pub from: Channel,
-    pub to: Channel,
-    pub after: Span,
 }
 
 /// The contents of `template.toml`.

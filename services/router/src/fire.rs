@@ -8,8 +8,8 @@
 
 use chrono::{DateTime, Utc};
 use herald_domain::{
-    DeliveryId, DeliveryState, NotificationEvent, NotificationRequest, Outcome, Recipient, Rule,
-    TraceStep,
+    digest_items, escalation_due, DeliveryId, DeliveryState, EscalationDue, NotificationEvent,
+    NotificationRequest, Outcome, Recipient, Rule, TraceStep,
 };
 use herald_store::{CapSlot, Decided, NewDelivery, Source};
 use serde_json::{Map, Value};
@@ -150,15 +150,12 @@ impl Judge {
             return Ok(Routed::default());
         };
         let first = &first.event.request;
-        let all: Vec<&Map<String, Value>> = closed
-            .members
-            .iter()
-            .map(|m| &m.event.request.params)
-            .collect();
-        let items: Vec<Value> = sample(&all)
-            .into_iter()
-            .map(|p| Value::Object(p.clone()))
-            .collect();
+        let json_bytes = |p: &Map<String, Value>| serde_json::to_string(p).map_or(0, |s| s.len());
+        let items: Vec<Value> =
+            digest_items(&closed.members, |m| json_bytes(&m.event.request.params))
+                .into_iter()
+                .map(|m| Value::Object(m.event.request.params.clone()))
+                .collect();
         let priority = closed
             .members
             .iter()
@@ -235,26 +232,21 @@ impl Judge {
         else {
             return Ok(Escalated::Done);
         };
-        let Some(escalation) = notice.escalate else {
-            return Ok(Escalated::Done);
+        let (to, why) = match escalation_due(
+            notice.escalate.as_ref(),
+            notice.cancelled,
+            record.state,
+            record.not_before,
+            now,
+        ) {
+            EscalationDue::Done => return Ok(Escalated::Done),
+            EscalationDue::Later(at) => return Ok(Escalated::Later(at)),
+            EscalationDue::Now { to, why } => (to, why),
         };
-        if notice.cancelled {
-            // Nothing more of a cancelled notification goes out.
-            return Ok(Escalated::Done);
-        }
-        match record.state {
-            DeliveryState::Read | DeliveryState::Cancelled => return Ok(Escalated::Done),
-            DeliveryState::Queued | DeliveryState::Deferred | DeliveryState::Sending => {
-                let from_then = record.not_before.unwrap_or(now).max(now);
-                return Ok(Escalated::Later(from_then + escalation.after.as_chrono()));
-            }
-            _ => {}
-        }
-        let why = format!("{} not read within {}", escalation.from, escalation.after);
         let candidate = Candidate {
-            id: DeliveryId::derive(notice.id, &record.user_id, escalation.to),
+            id: DeliveryId::derive(notice.id, &record.user_id, to),
             user: &record.user_id,
-            channel: escalation.to,
+            channel: to,
             may_group: false,
             preface: vec![
                 TraceStep::new(Rule::Escalation, Outcome::Escalated, now).because(why.clone())
@@ -268,7 +260,7 @@ impl Judge {
             .append_trace(
                 from,
                 &[TraceStep::new(Rule::Escalation, Outcome::Escalated, now)
-                    .because(format!("{why}; sent by {}", escalation.to))],
+                    .because(format!("{why}; sent by {to}"))],
             )
             .await?;
         self.publish(&messages).await?;
@@ -276,71 +268,9 @@ impl Judge {
     }
 }
 
-/// The most items a digest carries, and the most bytes of their params:
-/// a digest of thousands still fits in one bus record.
-const DIGEST_ITEMS: usize = 100;
-const DIGEST_BYTES: usize = 256 * 1024;
-
-/// The items a digest carries: all of them when they fit, else the first
-/// ones and the last (so `first` and `last` stay true); `count` says how
-/// many there were.
-fn sample<'a>(all: &[&'a Map<String, Value>]) -> Vec<&'a Map<String, Value>> {
-    let size = |p: &Map<String, Value>| serde_json::to_string(p).map_or(0, |s| s.len());
-    let Some((last, rest)) = all.split_last() else {
-        return Vec::new();
-    };
-    let mut budget = DIGEST_BYTES.saturating_sub(size(last));
-    let mut kept: Vec<&Map<String, Value>> = Vec::new();
-    for item in rest.iter().take(DIGEST_ITEMS - 1) {
-        let bytes = size(item);
-        if bytes > budget {
-            break;
-        }
-        budget -= bytes;
-        kept.push(item);
-    }
-    kept.push(last);
-    kept
-}
-
 /// What an escalation check came to.
 pub(crate) enum Escalated {
     Done,
     /// The first channel has not gone out yet: look again then.
     Later(DateTime<Utc>),
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn item(i: usize, padding: usize) -> Map<String, Value> {
-        let mut m = Map::new();
-        m.insert("i".into(), Value::from(i));
-        m.insert("pad".into(), Value::from("x".repeat(padding)));
-        m
-    }
-
-    #[test]
-    fn a_digest_carries_every_item_that_fits_and_always_the_first_and_last() {
-        let ids = |kept: Vec<&Map<String, Value>>| -> Vec<u64> {
-            kept.iter().map(|m| m["i"].as_u64().unwrap()).collect()
-        };
-        let few: Vec<Map<String, Value>> = (0..5).map(|i| item(i, 10)).collect();
-        let refs: Vec<&Map<String, Value>> = few.iter().collect();
-        assert_eq!(ids(sample(&refs)), vec![0, 1, 2, 3, 4]);
-        let many: Vec<Map<String, Value>> = (0..1000).map(|i| item(i, 10)).collect();
-        let refs: Vec<&Map<String, Value>> = many.iter().collect();
-        let kept = ids(sample(&refs));
-        assert_eq!(kept.len(), DIGEST_ITEMS);
-        assert_eq!((kept[0], kept[98], kept[99]), (0, 98, 999));
-        let big: Vec<Map<String, Value>> = (0..10).map(|i| item(i, 100_000)).collect();
-        let refs: Vec<&Map<String, Value>> = big.iter().collect();
-        assert_eq!(
-            ids(sample(&refs)),
-            vec![0, 9],
-            "two of 100 KB each fit in 256 KB"
-        );
-        assert!(sample(&[]).is_empty());
-    }
 }

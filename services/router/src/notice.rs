@@ -3,11 +3,11 @@
 
 use chrono::{DateTime, Utc};
 use herald_domain::{
-    select_channels, Category, CategoryPolicy, Channel, GroupKey, NotificationEvent,
-    NotificationId, Span,
+    hold_back_escalation, select_channels, Category, CategoryPolicy, Channel, Escalation, GroupKey,
+    NotificationEvent, NotificationId, Span,
 };
 use herald_store::{NotificationRecord, Store};
-use herald_templates::{Escalation, TemplateStore};
+use herald_templates::TemplateStore;
 
 use crate::RouteError;
 
@@ -97,28 +97,20 @@ impl Notice {
         let template = templates
             .get(&request.template)
             .ok_or_else(|| RouteError::Poison(format!("unknown template {}", request.template)))?;
-        let mut channels = select_channels(
+        let selected = select_channels(
             &request.template,
             &template.channels,
             request.channels.as_deref(),
         )
         .map_err(|e| RouteError::Poison(e.to_string()))?;
-        // A request that names its channels gets exactly those, at once: an
-        // escalation holds a channel back only when the template chooses.
-        let escalate = template
-            .escalate
-            .filter(|e| request.channels.is_none() && channels.contains(&e.from));
-        if let Some(escalation) = &escalate {
-            // The second channel waits for the first to go unread.
-            channels.retain(|c| *c != escalation.to);
-        }
+        let first = hold_back_escalation(selected, request.channels.is_some(), template.escalate);
         let category = request
             .category
             .clone()
             .unwrap_or_else(|| template.category.clone());
         Ok(Notice {
             id: event.notification_id(),
-            channels,
+            channels: first.channels,
             category,
             policy: CategoryPolicy::default(),
             created_at,
@@ -126,7 +118,7 @@ impl Notice {
             origin,
             digest_window: template.digest.map(|d| d.window),
             digestible: template.digestible,
-            escalate,
+            escalate: first.escalation,
             event,
         })
     }
