@@ -32,7 +32,7 @@ pub use caps::next_slot;
 pub use channel::Channel;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use contact::{EmailAddress, Locale, PhoneNumber, TimeZoneName};
-pub use decision::{decide, Decision, DigestPlan, Situation, Verdict};
+pub use decision::{decide, Decision, DigestPlan, Situation, Verdict, FOLDED_BY_CAP, GROUPED};
 pub use device::{Device, PushPlatform};
 pub use digest::{digest_items, DIGEST_BYTES, DIGEST_ITEMS};
 pub use error::DomainError;

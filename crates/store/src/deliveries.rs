@@ -197,31 +197,106 @@ impl Store {
         row.as_ref().map(delivery_from_row).transpose()
     }
 
+    /// Every delivery of a notification, in (user, channel) order.
     pub async fn deliveries_of(
         &self,
         notification: NotificationId,
     ) -> Result<Vec<DeliveryRecord>, StoreError> {
+        self.first_deliveries_of(notification, i64::MAX).await
+    }
+
+    /// The first `limit` deliveries of a notification, in (user, channel) order.
+    pub async fn first_deliveries_of(
+        &self,
+        notification: NotificationId,
+        limit: i64,
+    ) -> Result<Vec<DeliveryRecord>, StoreError> {
         let sql = format!(
-            "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE notification_id = $1 ORDER BY user_id, channel"
+            "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE notification_id = $1 \
+             ORDER BY user_id, channel LIMIT $2"
         );
         let rows = sqlx::query(&sql)
             .bind(notification.to_string())
+            .bind(limit)
             .fetch_all(self.db.read())
             .await?;
         rows.iter().map(delivery_from_row).collect()
     }
 
-    /// How many receipts were recorded for a delivery, for tests and audits.
+    /// A page of a notification's deliveries in id order: the first `limit`
+    /// after `after`, only those in `state` if it is given.
+    pub async fn deliveries_page(
+        &self,
+        notification: NotificationId,
+        after: Option<DeliveryId>,
+        state: Option<DeliveryState>,
+        limit: i64,
+    ) -> Result<Vec<DeliveryRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE notification_id = $1 \
+               AND id > $2 AND ($3 IS NULL OR state = $3) ORDER BY id LIMIT $4"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(notification.to_string())
+            .bind(after.map_or_else(String::new, |id| id.to_string()))
+            .bind(state.map(|s| s.as_str().to_owned()))
+            .bind(limit)
+            .fetch_all(self.db.read())
+            .await?;
+        rows.iter().map(delivery_from_row).collect()
+    }
+
+    /// How many deliveries a notification has in each state.
+    pub async fn delivery_counts(
+        &self,
+        notification: NotificationId,
+    ) -> Result<Vec<(DeliveryState, u64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT state, COUNT(*) AS n FROM deliveries WHERE notification_id = $1 \
+             GROUP BY state ORDER BY state",
+        )
+        .bind(notification.to_string())
+        .fetch_all(self.db.read())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let state: String = row.try_get("state")?;
+                let state =
+                    DeliveryState::parse(&state).map_err(|e| StoreError::corrupt("delivery", e))?;
+                let n: i64 = row.try_get("n")?;
+                Ok((state, u64::try_from(n).unwrap_or_default()))
+            })
+            .collect()
+    }
+
+    /// The states of the receipts recorded for a delivery, for tests and audits.
     pub async fn receipt_states(&self, id: DeliveryId) -> Result<Vec<DeliveryState>, StoreError> {
-        let rows =
-            sqlx::query("SELECT state FROM receipts WHERE delivery_id = $1 ORDER BY at, state")
-                .bind(id.to_string())
-                .fetch_all(self.db.read())
-                .await?;
+        Ok(self
+            .receipts_of(id)
+            .await?
+            .into_iter()
+            .map(|(state, _)| state)
+            .collect())
+    }
+
+    /// The receipts recorded for a delivery, oldest first: each state once,
+    /// with its reason, for tests and audits.
+    pub async fn receipts_of(
+        &self,
+        id: DeliveryId,
+    ) -> Result<Vec<(DeliveryState, Option<String>)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT state, reason FROM receipts WHERE delivery_id = $1 ORDER BY at, state",
+        )
+        .bind(id.to_string())
+        .fetch_all(self.db.read())
+        .await?;
         rows.iter()
             .map(|r| {
                 let s: String = r.try_get("state")?;
-                DeliveryState::parse(&s).map_err(|e| StoreError::corrupt("receipt", e))
+                let state =
+                    DeliveryState::parse(&s).map_err(|e| StoreError::corrupt("receipt", e))?;
+                Ok((state, r.try_get("reason")?))
             })
             .collect()
     }

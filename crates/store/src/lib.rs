@@ -103,6 +103,24 @@ pub async fn execute_for_ids(
     Ok(())
 }
 
+/// What [`execute_for_ids`] does, on one connection (inside a transaction)
+/// and for text keys: `{statement} ({list})`, 500 bound keys at a time.
+pub(crate) async fn execute_for_keys(
+    conn: &mut sqlx::AnyConnection,
+    statement: &str,
+    keys: &[String],
+) -> Result<(), sqlx::Error> {
+    for chunk in keys.chunks(500) {
+        let sql = format!("{statement} ({})", placeholders(chunk.len()));
+        let mut query = sqlx::query(&sql);
+        for key in chunk {
+            query = query.bind(key.as_str());
+        }
+        query.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
 pub(crate) fn millis(at: DateTime<Utc>) -> i64 {
     at.timestamp_millis()
 }

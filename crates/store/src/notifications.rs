@@ -8,9 +8,9 @@ use herald_domain::{
 use sqlx::Row;
 
 use crate::deliveries::encode_trace;
-use crate::outbox::{insert_outbox, insert_outbox_many, OutboxMessage};
+use crate::outbox::{insert_outbox_many, OutboxMessage};
 use crate::timers::{self, TimerKind};
-use crate::{from_millis, millis, DeliveryRecord, Store, StoreError};
+use crate::{execute_for_keys, from_millis, millis, DeliveryRecord, Store, StoreError};
 
 /// Where a notification came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -249,7 +249,11 @@ impl Store {
         .bind(millis(now))
         .fetch_all(&mut *tx)
         .await?;
+        // What the cancelled deliveries held goes in a few statements, however
+        // many there are (a topic's thousands): their timers, their cap
+        // slots, and a `cancelled` receipt each into the outbox.
         let mut withdrawn = Vec::with_capacity(rows.len());
+        let mut receipts = Vec::with_capacity(rows.len());
         for row in &rows {
             let corrupt = |e| StoreError::corrupt("delivery", e);
             let delivery = DeliveryId::parse(&row.try_get::<String, _>("id")?).map_err(corrupt)?;
@@ -258,13 +262,6 @@ impl Store {
                 .try_get::<String, _>("channel")?
                 .parse()
                 .map_err(corrupt)?;
-            for kind in [TimerKind::Release, TimerKind::Retry, TimerKind::Escalate] {
-                timers::cancel(&mut tx, kind, &delivery.to_string()).await?;
-            }
-            sqlx::query("DELETE FROM cap_slots WHERE delivery_id = $1")
-                .bind(delivery.to_string())
-                .execute(&mut *tx)
-                .await?;
             let receipt = Receipt {
                 schema_version: SCHEMA_VERSION,
                 delivery_id: delivery,
@@ -278,14 +275,22 @@ impl Store {
             };
             let payload =
                 serde_json::to_string(&receipt).map_err(|e| StoreError::corrupt("receipt", e))?;
-            insert_outbox(
-                &mut tx,
-                &OutboxMessage::new("receipts", user.as_str(), payload),
-                now,
-            )
-            .await?;
+            receipts.push(OutboxMessage::new("receipts", user.as_str(), payload));
             withdrawn.push(delivery);
         }
+        let keys: Vec<String> = withdrawn.iter().map(ToString::to_string).collect();
+        let timer_ids: Vec<String> = keys
+            .iter()
+            .flat_map(|key| {
+                [TimerKind::Release, TimerKind::Retry, TimerKind::Escalate]
+                    .map(|kind| timers::timer_id(kind, key))
+            })
+            .collect();
+        execute_for_keys(&mut tx, "DELETE FROM timers WHERE id IN", &timer_ids).await?;
+        execute_for_keys(&mut tx, "DELETE FROM cap_slots WHERE delivery_id IN", &keys).await?;
+        let receipts: Vec<(&OutboxMessage, DateTime<Utc>)> =
+            receipts.iter().map(|m| (m, now)).collect();
+        insert_outbox_many(&mut tx, &receipts).await?;
         tx.commit().await?;
         Ok(Cancelled::Withdrawn(withdrawn))
     }

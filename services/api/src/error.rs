@@ -101,3 +101,25 @@ pub async fn method_not_allowed() -> ApiError {
         "this endpoint does not take that method",
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_store_that_may_answer_later_is_a_503_and_any_other_store_failure_a_500() {
+        let later = ApiError::from(herald_store::StoreError::Closed);
+        assert_eq!(
+            (later.status, later.code),
+            (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+        );
+        let broken = ApiError::from(herald_store::StoreError::Corrupt {
+            what: "user",
+            detail: "bad row".into(),
+        });
+        assert_eq!(
+            (broken.status, broken.code),
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+        );
+    }
+}

@@ -91,6 +91,7 @@ pub fn router(state: AppState, config: &ApiConfig) -> axum::Router {
             "/v1/notifications/{id}",
             get(notifications::get).delete(notifications::cancel),
         )
+        .route("/v1/notifications/{id}/deliveries", get(deliveries::list))
         .route("/v1/deliveries/{id}", get(deliveries::get))
         .route("/v1/users/{id}", put(users::put_user).get(users::get_user))
         .route("/v1/templates", get(notifications::list_templates))

@@ -1,6 +1,8 @@
 //! The JSON the API speaks. Requests parse into domain types; responses are
 //! views of stored records.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use herald_domain::{
     Category, Channel, DeliveryId, DeliveryState, EmailAddress, GroupKey, Locale, NotificationId,
@@ -101,7 +103,23 @@ pub struct NotificationView {
     pub created_at: DateTime<Utc>,
     /// Set once `DELETE /v1/notifications/{id}` was called.
     pub cancelled_at: Option<DateTime<Utc>>,
+    /// How many deliveries there are in all.
+    pub deliveries_total: u64,
+    /// How many deliveries are in each state (states with none are left out).
+    #[schema(value_type = Object, example = json!({"sent": 998, "deferred": 2}))]
+    pub delivery_counts: BTreeMap<String, u64>,
+    /// The first 2,000 deliveries in (user, channel) order. A notification
+    /// to a large topic has more: page through all of them with
+    /// `GET /v1/notifications/{id}/deliveries`.
     pub deliveries: Vec<DeliveryView>,
+}
+
+/// `GET /v1/notifications/{id}/deliveries`: a page of deliveries in id order.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct DeliveriesPage {
+    pub items: Vec<DeliveryView>,
+    /// Pass as `after` for the next page; absent on the last one.
+    pub next: Option<DeliveryId>,
 }
 
 /// One delivery: one user on one channel.
@@ -162,6 +180,11 @@ impl From<NotificationRecord> for NotificationView {
             source: n.source,
             created_at: n.created_at,
             cancelled_at: n.cancelled_at,
+            deliveries_total: n.deliveries.len() as u64,
+            delivery_counts: n.deliveries.iter().fold(BTreeMap::new(), |mut counts, d| {
+                *counts.entry(d.state.as_str().to_owned()).or_default() += 1;
+                counts
+            }),
             deliveries: n.deliveries.into_iter().map(DeliveryView::from).collect(),
         }
     }

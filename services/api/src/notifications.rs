@@ -216,7 +216,11 @@ fn write_canonical(value: &Value, out: &mut String) {
     }
 }
 
-/// A notification and where each of its deliveries stands.
+/// The most deliveries `GET /v1/notifications/{id}` lists.
+const DELIVERIES_SHOWN: i64 = 2000;
+
+/// A notification and where each of its deliveries stands (the first 2,000;
+/// `GET /v1/notifications/{id}/deliveries` pages through the rest).
 #[utoipa::path(
     get, path = "/v1/notifications/{id}", tag = "notifications",
     params(("id" = NotificationId, Path, description = "The id from the 202 answer")),
@@ -232,10 +236,25 @@ pub async fn get(
 ) -> Result<Json<NotificationView>, ApiError> {
     let id = NotificationId::parse(&id)
         .map_err(|e| ApiError::bad_request("invalid_id", e.to_string()))?;
-    let record = state.store.get_notification(id).await?.ok_or_else(|| {
-        ApiError::not_found("notification_not_found", format!("no notification {id}"))
-    })?;
-    Ok(Json(record.into()))
+    let mut record = state
+        .store
+        .get_notification_only(id)
+        .await?
+        .ok_or_else(|| {
+            ApiError::not_found("notification_not_found", format!("no notification {id}"))
+        })?;
+    record.deliveries = state
+        .store
+        .first_deliveries_of(id, DELIVERIES_SHOWN)
+        .await?;
+    let counts = state.store.delivery_counts(id).await?;
+    let mut view = NotificationView::from(record);
+    view.deliveries_total = counts.iter().map(|(_, n)| n).sum();
+    view.delivery_counts = counts
+        .into_iter()
+        .map(|(s, n)| (s.as_str().to_owned(), n))
+        .collect();
+    Ok(Json(view))
 }
 
 /// Cancels what has not been sent: every delivery still queued or waiting

@@ -2,7 +2,8 @@
 //!
 //! Each handler's annotation lists what it can answer; the answers every
 //! `/v1` route shares because of how it is mounted (an API key checked
-//! before the handler runs: 401, 403) are added here, once.
+//! before the handler runs: 401, 403) or because it reads the database (503
+//! while the database is unreachable) are added here, once.
 
 use axum::Json;
 use utoipa::openapi::path::Operation;
@@ -22,6 +23,7 @@ const API_KEY: &str = "api_key";
         crate::notifications::get,
         crate::notifications::cancel,
         crate::notifications::list_templates,
+        crate::deliveries::list,
         crate::deliveries::get,
         crate::deliveries::opened,
         crate::topics::put,
@@ -43,6 +45,8 @@ const API_KEY: &str = "api_key";
         crate::inbox::mark_read,
         crate::health::healthz,
         crate::health::readyz,
+        crate::ops::metrics,
+        serve,
     ),
     tags(
         (name = "notifications", description = "Send and follow notifications"),
@@ -112,11 +116,20 @@ impl Modify for ApiKeys {
                 responses
                     .entry("403".into())
                     .or_insert_with(|| error("The API key lacks this endpoint's scope").into());
+                responses.entry("503".into()).or_insert_with(|| {
+                    error("The database is unreachable for the moment (`unavailable`); try again")
+                        .into()
+                });
             }
         }
     }
 }
 
+/// This document.
+#[utoipa::path(
+    get, path = "/openapi.json", tag = "health",
+    responses((status = 200, description = "The OpenAPI 3.1 description of this API", content_type = "application/json"))
+)]
 pub async fn serve() -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())
 }

@@ -24,7 +24,12 @@ pub fn standalone(state: AppState) -> axum::Router {
         .with_state(state)
 }
 
-async fn metrics() -> String {
+/// Prometheus metrics of this process, in the text exposition format.
+#[utoipa::path(
+    get, path = "/metrics", tag = "health",
+    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"))
+)]
+pub async fn metrics() -> String {
     herald_telemetry::prometheus().render()
 }
 

@@ -16,7 +16,7 @@ use herald_bus::{Bus, Topic};
 use herald_domain::{
     decide, Channel, DeliveryId, DeliveryJob, DeliveryState, DigestPlan, NotificationEvent,
     NotificationId, Outcome, Priority, Receipt, RecipientProfile, Rule, Situation, TimeZoneName,
-    TraceStep, UserId, Verdict, SCHEMA_VERSION,
+    TraceStep, UserId, Verdict, FOLDED_BY_CAP, GROUPED, SCHEMA_VERSION,
 };
 use herald_store::{
     CapSlot, Decided, DecisionTx, DigestKind, LiveNotification, NewDelivery, NewTimer, Source,
@@ -310,11 +310,10 @@ impl Judge {
         });
         delivery.trace.extend(decision.trace.iter().cloned());
         let mut timers = Vec::new();
-        let mut waiting_for = None;
+        let waiting_for = decision.waiting_reason();
         match &decision.verdict {
             Verdict::Queue => {}
-            Verdict::Defer { until, by } => {
-                waiting_for = Some(by.as_str());
+            Verdict::Defer { until, .. } => {
                 delivery.state = DeliveryState::Deferred;
                 delivery.not_before = Some(*until);
                 timers.push(NewTimer::new(
@@ -351,7 +350,6 @@ impl Judge {
                         now,
                     )
                     .await?;
-                waiting_for = Some("grouped");
                 delivery.state = DeliveryState::Deferred;
                 delivery.not_before = Some(joined.closes_at);
                 delivery.digest_id = Some(joined.carrier);
@@ -425,7 +423,7 @@ impl Judge {
             }
             _ => {
                 let why = judged.waiting_for.unwrap_or("deferred");
-                if why == "grouped" {
+                if why == GROUPED || why == FOLDED_BY_CAP {
                     routed.grouped += 1;
                 } else {
                     routed.deferred += 1;

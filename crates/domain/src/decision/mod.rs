@@ -94,6 +94,37 @@ pub struct Decision {
 }
 
 /// Decides one delivery. See the module docs for the rules and their order.
+/// The receipt reason of a delivery a digest took because a frequency cap
+/// folded it there, rather than its `group_key` or the user's schedule.
+pub const FOLDED_BY_CAP: &str = "frequency_cap_folded";
+/// The receipt reason of a delivery a digest took by its `group_key` or the
+/// user's digest schedule.
+pub const GROUPED: &str = "grouped";
+
+impl Decision {
+    /// What the receipt of a delivery left waiting says: the rule that
+    /// deferred it, [`GROUPED`] for a digest, or [`FOLDED_BY_CAP`] when a
+    /// frequency cap folded it into the user's digest. `None` when it does
+    /// not wait (queued or suppressed).
+    pub fn waiting_reason(&self) -> Option<&'static str> {
+        match &self.verdict {
+            Verdict::Defer { by, .. } => Some(by.as_str()),
+            Verdict::Digest(_) => Some(
+                if self
+                    .trace
+                    .last()
+                    .is_some_and(|step| step.rule == Rule::FrequencyCap)
+                {
+                    FOLDED_BY_CAP
+                } else {
+                    GROUPED
+                },
+            ),
+            Verdict::Queue | Verdict::Suppress(_) => None,
+        }
+    }
+}
+
 pub fn decide(s: &Situation<'_>) -> Decision {
     let mut d = Decider {
         s,

@@ -402,8 +402,11 @@ fn a_group_key_with_a_digest_window_groups_unless_the_delivery_is_itself_a_diges
         })
     );
     assert_eq!(rules(&d).last(), Some(&(Rule::Digest, Outcome::Grouped)));
+    assert_eq!(d.waiting_reason(), Some(super::GROUPED));
     s.may_group = false;
-    assert_eq!(decide(&s).verdict, Verdict::Queue);
+    let d = decide(&s);
+    assert_eq!(d.verdict, Verdict::Queue);
+    assert_eq!(d.waiting_reason(), None);
 }
 
 #[test]
@@ -449,6 +452,7 @@ fn frequency_caps_pass_defer_fold_or_step_aside_for_critical() {
         }
     );
     assert_eq!(d.cap_slot, Some(now + Duration::minutes(30)));
+    assert_eq!(d.waiting_reason(), Some("frequency_cap"));
 
     // Over it with a scheduled digest (a high-priority one, which the digest
     // does not collect up front): folded into the digest instead.
@@ -467,6 +471,8 @@ fn frequency_caps_pass_defer_fold_or_step_aside_for_critical() {
         Some("folded_into_digest")
     );
     assert_eq!(d.cap_slot, None);
+    // Its receipt says the cap put it there.
+    assert_eq!(d.waiting_reason(), Some(super::FOLDED_BY_CAP));
 
     // Critical: not capped.
     s.priority = Priority::Critical;

@@ -346,5 +346,5 @@ fn the_store_is_cheap_to_clone_and_can_be_shared_across_threads() {
     assert!(std::sync::Arc::ptr_eq(&store.inner, &clone.inner));
     assert!(format!("{store:?}").contains("welcome"));
     let handle = std::thread::spawn(move || clone.list().len());
-    assert_eq!(handle.join().unwrap(), 4);
+    assert_eq!(handle.join().unwrap(), 5);
 }

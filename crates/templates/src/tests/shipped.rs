@@ -4,7 +4,7 @@ use super::*;
 use crate::{Rendered, TemplateError};
 
 #[test]
-fn the_shipped_templates_are_welcome_order_shipped_new_comment_and_security_alert() {
+fn the_shipped_templates_are_welcome_order_shipped_new_comment_payment_failed_and_security_alert() {
     let store = shipped();
     let listed: Vec<(&str, &str, Vec<Channel>, Vec<String>)> = store
         .list()
@@ -36,6 +36,12 @@ fn the_shipped_templates_are_welcome_order_shipped_new_comment_and_security_aler
                 strings(&["name", "order_id", "carrier", "tracking_url"]),
             ),
             (
+                "payment_failed",
+                "billing",
+                vec![Email, Push, InApp],
+                strings(&["name", "amount", "update_url"]),
+            ),
+            (
                 "security_alert",
                 "security",
                 vec![Email, Push, InApp],
@@ -62,6 +68,7 @@ fn the_shipped_templates_are_welcome_order_shipped_new_comment_and_security_aler
         vec![
             ("new_comment", true, Some("10m".to_owned())),
             ("order_shipped", false, None),
+            ("payment_failed", false, None),
             ("security_alert", false, None),
             ("welcome", false, None),
         ]
@@ -80,7 +87,10 @@ fn the_shipped_templates_are_welcome_order_shipped_new_comment_and_security_aler
         .collect();
     assert_eq!(
         escalations,
-        vec![("security_alert", "in_app -> email after 15m".to_owned())]
+        vec![
+            ("payment_failed", "push -> email after 30m".to_owned()),
+            ("security_alert", "in_app -> email after 15m".to_owned())
+        ]
     );
     let welcome = store.get(&name("welcome")).unwrap();
     assert_eq!(welcome.locales, vec!["fr".to_owned()]);

@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 
 use crate::support::{Options, TestApp, WAIT};
 
-async fn subscribe(app: &TestApp, topic: &str, users: &[String]) {
+pub(crate) async fn subscribe(app: &TestApp, topic: &str, users: &[String]) {
     for chunk in users.chunks(5000) {
         let (status, body) = app
             .request(
@@ -29,7 +29,7 @@ async fn subscribe(app: &TestApp, topic: &str, users: &[String]) {
     }
 }
 
-async fn create_topic(app: &TestApp, topic: &str) {
+pub(crate) async fn create_topic(app: &TestApp, topic: &str) {
     let (status, body) = app
         .request(
             reqwest::Method::PUT,

@@ -1,6 +1,6 @@
 //! The router's judgement end to end, with the clock moved by hand: quiet
-//! hours in four zones, a critical alert at 03:00, a capped channel,
-//! scheduled sends and their cancellation, an escalation cancelled by a read.
+//! hours in four zones, a critical alert at 03:00 (caps: `caps.rs`),
+//! scheduled sends and their cancellation (escalations: `escalation.rs`).
 //! Every deferral, suppression and cancellation must be explained by
 //! `GET /v1/notifications/{id}` alone.
 
@@ -9,9 +9,7 @@ use super::support::Backend;
 crate::on_both_backends!(
     quiet_hours_hold_each_user_until_their_own_morning_and_say_so,
     a_critical_security_alert_at_three_in_the_morning_goes_through_where_the_category_allows,
-    a_capped_push_channel_defers_the_fourth_to_when_the_cap_allows,
     a_scheduled_send_waits_for_its_time_and_a_cancelled_one_never_goes,
-    an_unread_alert_escalates_to_email_and_a_read_one_does_not,
     a_delivery_deferred_overnight_is_decided_again_in_the_morning,
     categories_and_effective_preferences_say_which_rule_decides,
     in_real_time_a_quiet_window_ending_a_minute_from_now_releases_the_message_then,
@@ -143,7 +141,7 @@ pub(crate) fn rules(d: &Value) -> Vec<(String, String)> {
         .unwrap_or_default()
 }
 
-fn step<'a>(d: &'a Value, rule: &str) -> &'a Value {
+pub(crate) fn step<'a>(d: &'a Value, rule: &str) -> &'a Value {
     d["trace"]
         .as_array()
         .and_then(|steps| steps.iter().rev().find(|s| s["rule"] == rule))
@@ -178,6 +176,10 @@ async fn quiet_hours_hold_each_user_until_their_own_morning_and_say_so(backend: 
     assert_eq!(quiet["outcome"], "deferred");
     assert_eq!(quiet["until"], "2026-12-02T07:00:00+09:00");
     assert_eq!(tokyo["not_before"], "2026-12-01T22:00:00Z");
+    assert_eq!(
+        app.receipt_reason(&tokyo, "deferred").await.as_deref(),
+        Some("quiet_hours")
+    );
     let kolkata = delivery_in(&app, &id, "kolkata", "email", "deferred").await;
     assert_eq!(
         step(&kolkata, "quiet_hours")["until"],
@@ -274,48 +276,6 @@ async fn a_critical_security_alert_at_three_in_the_morning_goes_through_where_th
     }
 }
 
-async fn a_capped_push_channel_defers_the_fourth_to_when_the_cap_allows(backend: Backend) {
-    let app = app_at(backend, "2026-12-01T12:00:00Z").await;
-    sleeper(&app, "ada", "Europe/London").await;
-    put_category(
-        &app,
-        "account",
-        json!({"caps": [{"channel": "push", "max": 3, "per": "1h"}]}),
-    )
-    .await;
-    let mut ids = Vec::new();
-    for _ in 0..3 {
-        let id = app.send(welcome_to(&["ada"], &["push", "email"])).await;
-        let d = delivery_in(&app, &id, "ada", "push", "sent").await;
-        assert_eq!(step(&d, "frequency_cap")["outcome"], "pass");
-        ids.push(id);
-        // Routed; one minute later comes the next, so the fourth's slot is exact.
-        app.advance(Duration::minutes(1));
-    }
-    ids.push(app.send(welcome_to(&["ada"], &["push", "email"])).await);
-    let fourth = delivery_in(&app, &ids[3], "ada", "push", "deferred").await;
-    let cap = step(&fourth, "frequency_cap");
-    assert_eq!(cap["outcome"], "deferred");
-    // The first push went at 12:00, so the fourth may go at 13:00.
-    assert_eq!(cap["until"], "2026-12-01T13:00:00Z");
-    assert_eq!(fourth["not_before"], "2026-12-01T13:00:00Z");
-    // E-mail is not capped.
-    delivery_in(&app, &ids[3], "ada", "email", "sent").await;
-    // A critical one is not capped either.
-    let critical = app
-        .send(
-            json!({"template": "welcome", "recipients": ["ada"], "channels": ["push"],
-            "priority": "critical", "params": {"name": "Ada", "app_name": "Acme"}}),
-        )
-        .await;
-    let d = delivery_in(&app, &critical, "ada", "push", "sent").await;
-    assert_eq!(step(&d, "frequency_cap")["outcome"], "bypassed");
-
-    app.advance(Duration::minutes(57));
-    let fourth = delivery_in(&app, &ids[3], "ada", "push", "sent").await;
-    assert_eq!(step(&fourth, "frequency_cap")["outcome"], "pass");
-}
-
 async fn a_scheduled_send_waits_for_its_time_and_a_cancelled_one_never_goes(backend: Backend) {
     let app = app_at(backend, "2026-12-01T09:00:00Z").await;
     app.put_user("ada", json!({"email": "ada@example.com"}))
@@ -334,6 +294,10 @@ async fn a_scheduled_send_waits_for_its_time_and_a_cancelled_one_never_goes(back
             let d = delivery_in(&app, id, "ada", channel, "deferred").await;
             assert_eq!(d["not_before"], "2026-12-01T10:00:00Z");
             assert_eq!(step(&d, "send_at")["outcome"], "deferred");
+            assert_eq!(
+                app.receipt_reason(&d, "deferred").await.as_deref(),
+                Some("send_at")
+            );
         }
     }
     let n = app.notification(&kept).await;
@@ -351,6 +315,10 @@ async fn a_scheduled_send_waits_for_its_time_and_a_cancelled_one_never_goes(back
     for channel in ["email", "in_app"] {
         let d = delivery_in(&app, &withdrawn, "ada", channel, "cancelled").await;
         assert_eq!(step(&d, "cancellation")["outcome"], "cancelled");
+        assert_eq!(
+            app.receipt_reason(&d, "cancelled").await.as_deref(),
+            Some("cancelled")
+        );
     }
     assert!(app.notification(&withdrawn).await["cancelled_at"].is_string());
 
@@ -385,84 +353,6 @@ async fn a_scheduled_send_waits_for_its_time_and_a_cancelled_one_never_goes(back
     );
 }
 
-async fn an_unread_alert_escalates_to_email_and_a_read_one_does_not(backend: Backend) {
-    let app = app_at(backend, "2026-12-01T12:00:00Z").await;
-    app.put_user(
-        "ada",
-        json!({"email": "ada@example.com", "time_zone": "Europe/London"}),
-    )
-    .await;
-    let alert = json!({"template": "security_alert", "recipients": ["ada"],
-        "params": {"name": "Ada", "device": "Firefox", "location": "Lyon", "time": "12:00",
-        "secure_url": "https://example.com/s"}});
-    let read = app.send(alert.clone()).await;
-    let unread = app.send(alert.clone()).await;
-    // Naming the channels asks for exactly those: nothing is held back to escalate.
-    let mut in_app_only = alert;
-    in_app_only["channels"] = json!(["in_app"]);
-    let restricted = app.send(in_app_only).await;
-    delivery_in(&app, &restricted, "ada", "in_app", "sent").await;
-    let read_in_app = delivery_in(&app, &read, "ada", "in_app", "sent").await;
-    delivery_in(&app, &unread, "ada", "in_app", "sent").await;
-    // Only the first channel goes now (push has no device: suppressed).
-    let n = app.notification(&read).await;
-    assert!(
-        n["deliveries"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|d| d["channel"] != "email"),
-        "{n:#}"
-    );
-
-    let message = read_in_app["id"].as_str().unwrap();
-    let (status, body) = app
-        .request(
-            reqwest::Method::POST,
-            &format!("/v1/users/ada/inbox/{message}/read"),
-            None,
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    let d = delivery_in(&app, &read, "ada", "in_app", "read").await;
-    app.eventually(
-        "the escalation to be cancelled",
-        || async { app.notification(&read).await },
-        |n| {
-            rules(user_delivery(n, "ada", "in_app"))
-                .contains(&("escalation".into(), "cancelled".into()))
-        },
-    )
-    .await;
-    drop(d);
-
-    app.advance(Duration::minutes(15));
-    let email = delivery_in(&app, &unread, "ada", "email", "sent").await;
-    assert_eq!(
-        rules(&email)[0],
-        ("escalation".to_owned(), "escalated".to_owned())
-    );
-    assert_eq!(
-        step(&email, "escalation")["reason"],
-        "in_app not read within 15m"
-    );
-    let n = app.notification(&unread).await;
-    assert!(rules(user_delivery(&n, "ada", "in_app"))
-        .contains(&("escalation".into(), "escalated".into())));
-    // The read one never escalates, nor the one restricted to in-app.
-    for id in [&read, &restricted] {
-        let n = app.notification(id).await;
-        assert!(
-            n["deliveries"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .all(|d| d["channel"] != "email"),
-            "{n:#}"
-        );
-    }
-}
-
 async fn a_delivery_deferred_overnight_is_decided_again_in_the_morning(backend: Backend) {
     // 23:00 in London: e-mail waits for 07:00.
     let app = app_at(backend, "2026-12-01T23:00:00Z").await;
@@ -495,6 +385,30 @@ async fn a_delivery_deferred_overnight_is_decided_again_in_the_morning(backend: 
     let d = delivery_in(&app, &expiring, "ada", "email", "suppressed").await;
     assert_eq!(d["last_error"], "expired");
     assert_eq!(step(&d, "expiry")["outcome"], "suppressed");
+    assert_eq!(
+        app.receipt_reason(&d, "suppressed").await.as_deref(),
+        Some("expired")
+    );
+    // 07:00 now, but a ride booked at 23:00 would wait eight hours for a
+    // window that lets it through: it is suppressed at once.
+    app.advance(Duration::hours(16));
+    let late = app
+        .send(
+            json!({"template": "welcome", "recipients": ["ada"], "channels": ["email"],
+            "category": "rides", "params": {"name": "Ada", "app_name": "Acme"}}),
+        )
+        .await;
+    let d = delivery_in(&app, &late, "ada", "email", "suppressed").await;
+    assert_eq!(d["last_error"], "expired");
+    assert_eq!(
+        rules(&d).last(),
+        Some(&("quiet_hours".to_owned(), "suppressed".to_owned())),
+        "{d:#}"
+    );
+    assert_eq!(
+        app.receipt_reason(&d, "suppressed").await.as_deref(),
+        Some("expired")
+    );
 }
 
 async fn categories_and_effective_preferences_say_which_rule_decides(backend: Backend) {

@@ -386,6 +386,28 @@ impl TestApp {
         }
     }
 
+    /// Waits for the receipt of `state` recorded against the delivery `d`
+    /// (as `GET /v1/notifications/{id}` shows it) and returns its reason.
+    pub async fn receipt_reason(&self, d: &Value, state: &str) -> Option<String> {
+        let id = herald_domain::DeliveryId::parse(d["id"].as_str().unwrap_or_default())
+            .unwrap_or_else(|e| panic!("{d}: {e}"));
+        let receipts = self
+            .eventually(
+                &format!("a {state} receipt for {id}"),
+                || self.store().receipts_of(id),
+                |r| {
+                    r.as_ref()
+                        .is_ok_and(|r| r.iter().any(|(s, _)| s.as_str() == state))
+                },
+            )
+            .await
+            .unwrap_or_default();
+        receipts
+            .into_iter()
+            .find(|(s, _)| s.as_str() == state)
+            .and_then(|(_, reason)| reason)
+    }
+
     /// Polls until `check` holds for what `probe` returns.
     pub async fn eventually<T, F, Fut>(
         &self,
