@@ -7,9 +7,12 @@ use std::time::Duration;
 use herald_standins::smtp::{SmtpMode, SmtpSink};
 use lettre::message::{Message, MultiPart};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
+use tokio::io::AsyncReadExt;
 use tokio::task::JoinSet;
+
+mod raw;
+
+use raw::RawClient;
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -175,43 +178,6 @@ async fn a_permanent_failure_is_reported_as_permanent_and_stores_nothing() {
 }
 
 /// A client that writes raw command lines and reads whole replies.
-struct RawClient {
-    conn: BufReader<TcpStream>,
-}
-
-impl RawClient {
-    async fn connect(sink: &SmtpSink) -> (RawClient, String) {
-        let mut client = RawClient {
-            conn: BufReader::new(TcpStream::connect(sink.addr()).await.unwrap()),
-        };
-        let greeting = client.reply().await;
-        (client, greeting)
-    }
-
-    /// Reads one reply, following `250-` continuation lines to the last one.
-    async fn reply(&mut self) -> String {
-        let mut reply = String::new();
-        loop {
-            let mut line = String::new();
-            self.conn.read_line(&mut line).await.unwrap();
-            assert!(line.ends_with("\r\n"), "reply line {line:?}");
-            reply.push_str(&line);
-            if line.as_bytes().get(3) != Some(&b'-') {
-                return reply;
-            }
-        }
-    }
-
-    async fn send(&mut self, bytes: &[u8]) {
-        self.conn.get_mut().write_all(bytes).await.unwrap();
-    }
-
-    async fn command(&mut self, line: &str) -> String {
-        self.send(format!("{line}\r\n").as_bytes()).await;
-        self.reply().await
-    }
-}
-
 #[tokio::test]
 async fn bad_commands_get_smtp_errors_and_the_session_carries_on_until_quit() {
     let sink = SmtpSink::start().await.unwrap();

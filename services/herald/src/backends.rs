@@ -134,15 +134,24 @@ pub(crate) fn provider_for(
     Ok(match channel {
         Channel::InApp => Arc::new(InboxProvider::new(store.clone(), clock.clone())),
         Channel::Email => match &config.smtp_url {
-            Some(url) => Arc::new(
-                SmtpProvider::from_url(
-                    url,
-                    identity.clone(),
-                    Duration::from_secs(30),
-                    config.smtp_connections,
+            Some(url) => {
+                let roots = match &config.smtp_ca_file {
+                    Some(path) => Some(std::fs::read(path).with_context(|| {
+                        format!("HERALD_SMTP_CA_FILE: cannot read {}", path.display())
+                    })?),
+                    None => None,
+                };
+                Arc::new(
+                    SmtpProvider::trusting(
+                        url,
+                        roots.as_deref(),
+                        identity.clone(),
+                        Duration::from_secs(30),
+                        config.smtp_connections,
+                    )
+                    .context("HERALD_SMTP_URL")?,
                 )
-                .context("HERALD_SMTP_URL")?,
-            ),
+            }
             None => sink(),
         },
         Channel::Push | Channel::Sms => sink(),

@@ -29,6 +29,9 @@ pub struct Config {
     pub smtp_url: Option<String>,
     /// SMTP connections open at once at most (`HERALD_SMTP_CONNECTIONS`).
     pub smtp_connections: u32,
+    /// Extra certificates (PEM) to trust for the relay's TLS
+    /// (`HERALD_SMTP_CA_FILE`).
+    pub smtp_ca_file: Option<PathBuf>,
     pub email_from: String,
     pub topic_prefix: String,
     pub worker_concurrency: usize,
@@ -85,6 +88,7 @@ impl std::fmt::Debug for Config {
                 &self.smtp_url.as_deref().map(herald_store::redact_url),
             )
             .field("smtp_connections", &self.smtp_connections)
+            .field("smtp_ca_file", &self.smtp_ca_file)
             .field("email_from", &self.email_from)
             .field("topic_prefix", &self.topic_prefix)
             .field("worker_concurrency", &self.worker_concurrency)
@@ -135,6 +139,7 @@ pub const KEYS: &[&str] = &[
     "HERALD_TEMPLATES_DIR",
     "HERALD_SMTP_URL",
     "HERALD_SMTP_CONNECTIONS",
+    "HERALD_SMTP_CA_FILE",
     "HERALD_EMAIL_FROM",
     "HERALD_TOPIC_PREFIX",
     "HERALD_WORKER_CONCURRENCY",
@@ -255,6 +260,7 @@ impl Config {
             database_url,
             templates_dir: PathBuf::from(get("HERALD_TEMPLATES_DIR").unwrap_or("./templates")),
             smtp_url: get("HERALD_SMTP_URL").map(str::to_owned),
+            smtp_ca_file: get("HERALD_SMTP_CA_FILE").map(PathBuf::from),
             smtp_connections: positive(
                 "HERALD_SMTP_CONNECTIONS",
                 get("HERALD_SMTP_CONNECTIONS"),
@@ -466,6 +472,7 @@ mod tests {
         assert_eq!(c.database_url, "sqlite://./data/herald.db");
         assert_eq!(c.smtp_url, None);
         assert_eq!(c.smtp_connections, 32);
+        assert_eq!(c.smtp_ca_file, None);
         assert!(c.rate_limits.is_empty());
     }
 

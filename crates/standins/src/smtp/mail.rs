@@ -21,6 +21,10 @@ pub struct ReceivedMail {
     /// When the sink accepted the message's DATA, just before answering
     /// `250`; a load test in the same process measures latency against it.
     pub received_at: Instant,
+    /// Whether it came over TLS.
+    pub encrypted: bool,
+    /// The user the client authenticated as, if the sink asked.
+    pub authenticated_as: Option<String>,
 }
 
 impl ReceivedMail {

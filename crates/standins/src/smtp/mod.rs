@@ -6,13 +6,17 @@
 //! keeps every message it accepted, and can be told to answer 451 or 550 so
 //! the retry and give-up paths run against real SMTP replies.
 //!
-//! [`SmtpSink`] is that server. It speaks plain SMTP (no TLS, no AUTH), runs
-//! one task per connection and allows several transactions per connection.
+//! [`SmtpSink`] is that server. By default it speaks plain SMTP; started
+//! with [`SmtpOptions`] it asks what a submission server asks: `STARTTLS`
+//! (or TLS from the first byte) with a certificate made at start, and
+//! `AUTH PLAIN`/`LOGIN` with a user and password. It runs one task per
+//! connection and allows several transactions per connection.
 //! Line length, recipient count and message size are bounded, so a
 //! misbehaving client cannot make it grow without limit.
 
 mod mail;
 mod path;
+mod security;
 mod session;
 
 use std::fmt;
@@ -26,6 +30,9 @@ use tokio::sync::{Notify, Semaphore};
 use tokio::task::{JoinHandle, JoinSet};
 
 pub use mail::ReceivedMail;
+pub use security::{SmtpOptions, SmtpTls};
+
+use security::TlsIdentity;
 
 /// More simultaneous connections than any test or load test needs, yet few
 /// enough that a runaway client cannot exhaust file descriptors.
@@ -54,7 +61,14 @@ pub struct SmtpSink {
 struct Server {
     addr: SocketAddr,
     mailbox: Arc<Mailbox>,
+    security: Arc<Security>,
     accept_loop: JoinHandle<()>,
+}
+
+/// What the sessions ask of clients, and the certificate they serve.
+struct Security {
+    options: SmtpOptions,
+    identity: Option<TlsIdentity>,
 }
 
 impl Drop for Server {
@@ -65,17 +79,34 @@ impl Drop for Server {
 }
 
 impl SmtpSink {
-    /// Binds `127.0.0.1:0` and starts serving on the current tokio runtime.
+    /// Binds `127.0.0.1:0` and starts serving plain SMTP on the current
+    /// tokio runtime.
     pub async fn start() -> std::io::Result<SmtpSink> {
+        SmtpSink::start_with(SmtpOptions::default()).await
+    }
+
+    /// Like [`start`](Self::start), asking clients for TLS and `AUTH` as
+    /// `options` say.
+    pub async fn start_with(options: SmtpOptions) -> std::io::Result<SmtpSink> {
+        let identity = match options.tls {
+            SmtpTls::None => None,
+            SmtpTls::StartTls | SmtpTls::Implicit => Some(TlsIdentity::generate()?),
+        };
+        let security = Arc::new(Security { options, identity });
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
         let addr = listener.local_addr()?;
         let mailbox = Arc::new(Mailbox::default());
-        let accept_loop = tokio::spawn(accept_loop(listener, Arc::clone(&mailbox)));
+        let accept_loop = tokio::spawn(accept_loop(
+            listener,
+            Arc::clone(&mailbox),
+            Arc::clone(&security),
+        ));
         tracing::debug!(%addr, "smtp stand-in listening");
         Ok(SmtpSink {
             server: Arc::new(Server {
                 addr,
                 mailbox,
+                security,
                 accept_loop,
             }),
         })
@@ -85,9 +116,36 @@ impl SmtpSink {
         self.server.addr
     }
 
-    /// `smtp://127.0.0.1:<port>`: plain SMTP, no TLS.
+    /// The URL a client uses, in lettre's form (Herald's `HERALD_SMTP_URL`):
+    /// `smtp://127.0.0.1:<port>` for plain SMTP, with `?tls=required` for
+    /// STARTTLS, `smtps://` for TLS from the first byte, and the user and
+    /// password when the sink asks for them.
     pub fn url(&self) -> String {
-        format!("smtp://{}", self.server.addr)
+        let options = &self.server.security.options;
+        let scheme = match options.tls {
+            SmtpTls::Implicit => "smtps",
+            SmtpTls::None | SmtpTls::StartTls => "smtp",
+        };
+        let login = options
+            .credentials
+            .as_ref()
+            .map(|(user, password)| format!("{user}:{password}@"))
+            .unwrap_or_default();
+        let query = match options.tls {
+            SmtpTls::StartTls => "?tls=required",
+            SmtpTls::None | SmtpTls::Implicit => "",
+        };
+        format!("{scheme}://{login}{}{query}", self.server.addr)
+    }
+
+    /// The sink's self-signed certificate (PEM), for a client to trust;
+    /// `None` without TLS.
+    pub fn ca_pem(&self) -> Option<String> {
+        self.server
+            .security
+            .identity
+            .as_ref()
+            .map(|identity| identity.ca_pem.clone())
     }
 
     /// Changes how transactions that begin (`MAIL FROM`) after this call are answered.
@@ -137,6 +195,11 @@ impl SmtpSink {
     pub fn attempts(&self) -> usize {
         self.server.mailbox.attempts.load(Ordering::SeqCst)
     }
+
+    /// Connections accepted so far: how a test sees a client's pooling.
+    pub fn connections(&self) -> usize {
+        self.server.mailbox.connections.load(Ordering::SeqCst)
+    }
 }
 
 impl fmt::Debug for SmtpSink {
@@ -156,6 +219,7 @@ struct Mailbox {
     answer_delay: Mutex<Duration>,
     received: Mutex<Vec<ReceivedMail>>,
     attempts: AtomicUsize,
+    connections: AtomicUsize,
     arrived: Notify,
 }
 
@@ -166,6 +230,7 @@ impl Default for Mailbox {
             answer_delay: Mutex::new(Duration::ZERO),
             received: Mutex::new(Vec::new()),
             attempts: AtomicUsize::new(0),
+            connections: AtomicUsize::new(0),
             arrived: Notify::new(),
         }
     }
@@ -203,7 +268,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-async fn accept_loop(listener: TcpListener, mailbox: Arc<Mailbox>) {
+async fn accept_loop(listener: TcpListener, mailbox: Arc<Mailbox>, security: Arc<Security>) {
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let mut sessions = JoinSet::new();
     loop {
@@ -213,9 +278,11 @@ async fn accept_loop(listener: TcpListener, mailbox: Arc<Mailbox>) {
         };
         match listener.accept().await {
             Ok((stream, peer)) => {
+                mailbox.connections.fetch_add(1, Ordering::SeqCst);
                 let mailbox = Arc::clone(&mailbox);
+                let security = Arc::clone(&security);
                 sessions.spawn(async move {
-                    session::run(stream, peer, mailbox).await;
+                    session::run(stream, peer, mailbox, security).await;
                     drop(permit);
                 });
             }

@@ -11,11 +11,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 use super::path::parse_path;
-use super::{Mailbox, ReceivedMail, SmtpMode};
+use super::security::{login_line, plain_credentials, SmtpTls};
+use super::{Mailbox, ReceivedMail, Security, SmtpMode};
 
 const SERVER_NAME: &str = "smtp.standin.herald.invalid";
 /// RFC 5321 §4.5.3.1.4: a command line is at most 512 octets, CRLF included.
@@ -28,18 +29,48 @@ const MAX_RECIPIENTS: usize = 100;
 const DATA_CHUNK: usize = 8 * 1024;
 /// RFC 5321 §4.5.3.2.7 asks servers to wait at least 5 minutes for a command.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+/// How long a TLS handshake may take.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A connection, plain or encrypted.
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 #[tracing::instrument(name = "smtp_session", skip_all, fields(%peer))]
-pub(super) async fn run(stream: TcpStream, peer: SocketAddr, mailbox: Arc<Mailbox>) {
+pub(super) async fn run(
+    stream: TcpStream,
+    peer: SocketAddr,
+    mailbox: Arc<Mailbox>,
+    security: Arc<Security>,
+) {
     // Replies are small and each one is awaited by the client; Nagle would
     // only add delayed-ACK stalls.
     if let Err(error) = stream.set_nodelay(true) {
         tracing::debug!(%error, "could not disable Nagle");
     }
+    let (conn, encrypted): (Box<dyn Io>, bool) = match (&security.identity, security.options.tls) {
+        (Some(identity), SmtpTls::Implicit) => {
+            match tokio::time::timeout(HANDSHAKE_TIMEOUT, identity.acceptor.accept(stream)).await {
+                Ok(Ok(tls)) => (Box::new(tls), true),
+                Ok(Err(error)) => {
+                    tracing::debug!(%error, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!("TLS handshake timed out");
+                    return;
+                }
+            }
+        }
+        _ => (Box::new(stream), false),
+    };
     let mut session = Session {
-        conn: BufReader::new(stream),
+        conn: BufReader::new(conn),
         mailbox,
+        security,
         greeted: false,
+        encrypted,
+        authenticated: None,
         transaction: None,
     };
     match session.serve().await {
@@ -49,9 +80,14 @@ pub(super) async fn run(stream: TcpStream, peer: SocketAddr, mailbox: Arc<Mailbo
 }
 
 struct Session {
-    conn: BufReader<TcpStream>,
+    conn: BufReader<Box<dyn Io>>,
     mailbox: Arc<Mailbox>,
+    security: Arc<Security>,
     greeted: bool,
+    /// TLS from the first byte, or since `STARTTLS`.
+    encrypted: bool,
+    /// The user an `AUTH` succeeded for.
+    authenticated: Option<String>,
     transaction: Option<Transaction>,
 }
 
@@ -125,6 +161,13 @@ impl Session {
                 self.reply("221 2.0.0 Bye").await?;
                 return Ok(Next::Quit);
             }
+            "STARTTLS" if self.security.options.tls == SmtpTls::StartTls => {
+                return self.start_tls(arg).await;
+            }
+            "AUTH" if self.security.options.credentials.is_some() => {
+                self.auth(arg).await?;
+                return Ok(Next::Continue);
+            }
             "EXPN" | "HELP" | "STARTTLS" | "AUTH" | "BDAT" | "ETRN" | "TURN" => {
                 "502 5.5.1 Command not implemented".into()
             }
@@ -141,9 +184,16 @@ impl Session {
         self.greeted = true;
         self.transaction = None;
         if extended {
+            let mut offers = String::new();
+            if self.security.options.tls == SmtpTls::StartTls && !self.encrypted {
+                offers.push_str("250-STARTTLS\r\n");
+            }
+            if self.may_authenticate() {
+                offers.push_str("250-AUTH PLAIN LOGIN\r\n");
+            }
             format!(
                 "250-{SERVER_NAME}\r\n250-8BITMIME\r\n250-ENHANCEDSTATUSCODES\r\n\
-                 250 SIZE {MAX_MESSAGE_SIZE}"
+                 {offers}250 SIZE {MAX_MESSAGE_SIZE}"
             )
             .into()
         } else {
@@ -154,6 +204,12 @@ impl Session {
     fn mail(&mut self, arg: &str) -> Cow<'static, str> {
         if !self.greeted {
             return "503 5.5.1 Send EHLO or HELO first".into();
+        }
+        if self.security.options.tls == SmtpTls::StartTls && !self.encrypted {
+            return "530 5.7.0 Must issue a STARTTLS command first".into();
+        }
+        if self.security.options.credentials.is_some() && self.authenticated.is_none() {
+            return "530 5.7.0 Authentication required".into();
         }
         if self.transaction.is_some() {
             return "503 5.5.1 Nested MAIL command".into();
@@ -250,6 +306,8 @@ impl Session {
                     rcpt_to: transaction.rcpt_to,
                     data,
                     received_at: Instant::now(),
+                    encrypted: self.encrypted,
+                    authenticated_as: self.authenticated.clone(),
                 });
                 format!("250 2.0.0 OK queued as {queued}").into()
             }
@@ -339,6 +397,134 @@ impl Session {
         let mut wire = Vec::with_capacity(reply.len() + 2);
         wire.extend_from_slice(reply.as_bytes());
         wire.extend_from_slice(b"\r\n");
-        self.conn.get_mut().write_all(&wire).await
+        let conn = self.conn.get_mut();
+        conn.write_all(&wire).await?;
+        // TLS holds what it encrypts until flushed.
+        conn.flush().await
+    }
+
+    /// `AUTH` is offered once the connection is as safe as the sink wants
+    /// it: encrypted when the sink has TLS.
+    fn may_authenticate(&self) -> bool {
+        self.security.options.credentials.is_some()
+            && (self.encrypted || self.security.options.tls == SmtpTls::None)
+    }
+
+    /// `STARTTLS` (RFC 3207): after `220`, the TLS handshake; then the
+    /// session starts over, as if just connected, but encrypted.
+    async fn start_tls(&mut self, arg: &str) -> io::Result<Next> {
+        let refusal = if !arg.is_empty() {
+            Some("501 5.5.4 STARTTLS takes no arguments")
+        } else if self.encrypted {
+            Some("503 5.5.1 TLS already active")
+        } else {
+            None
+        };
+        let identity = match (refusal, &self.security.identity) {
+            (Some(refusal), _) => {
+                self.reply(refusal).await?;
+                return Ok(Next::Continue);
+            }
+            (None, None) => {
+                self.reply("454 4.7.0 TLS not available").await?;
+                return Ok(Next::Continue);
+            }
+            (None, Some(identity)) => identity.acceptor.clone(),
+        };
+        self.reply("220 2.0.0 Ready to start TLS").await?;
+        let (placeholder, _) = tokio::io::duplex(1);
+        let plain = std::mem::replace(&mut self.conn, BufReader::new(Box::new(placeholder)));
+        // Anything the client sent after STARTTLS, before the handshake, is
+        // dropped with the buffer: RFC 3207 forbids pipelining past it.
+        let tls = tokio::time::timeout(HANDSHAKE_TIMEOUT, identity.accept(plain.into_inner()))
+            .await
+            .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
+        self.conn = BufReader::new(Box::new(tls));
+        self.encrypted = true;
+        self.greeted = false;
+        self.authenticated = None;
+        self.transaction = None;
+        Ok(Next::Continue)
+    }
+
+    /// `AUTH PLAIN` or `AUTH LOGIN` (RFC 4954), with or without an initial
+    /// response.
+    async fn auth(&mut self, arg: &str) -> io::Result<()> {
+        let refusal = if !self.greeted {
+            Some("503 5.5.1 Send EHLO first")
+        } else if !self.may_authenticate() {
+            Some("538 5.7.11 Encryption required for requested authentication mechanism")
+        } else if self.authenticated.is_some() {
+            Some("503 5.5.1 Already authenticated")
+        } else if self.transaction.is_some() {
+            Some("503 5.5.1 AUTH not allowed during a mail transaction")
+        } else {
+            None
+        };
+        if let Some(refusal) = refusal {
+            return self.reply(refusal).await;
+        }
+        let (mechanism, initial) = match arg.split_once(' ') {
+            Some((mechanism, initial)) => (mechanism.to_ascii_uppercase(), Some(initial.trim())),
+            None => (arg.to_ascii_uppercase(), None),
+        };
+        let offered = match (mechanism.as_str(), initial) {
+            ("PLAIN", Some(response)) => plain_credentials(response),
+            ("PLAIN", None) => {
+                self.reply("334 ").await?;
+                self.challenge_answer()
+                    .await?
+                    .as_deref()
+                    .and_then(plain_credentials)
+            }
+            ("LOGIN", initial) => {
+                let user = match initial {
+                    Some(user) => login_line(user),
+                    None => {
+                        self.reply("334 VXNlcm5hbWU6").await?;
+                        self.challenge_answer()
+                            .await?
+                            .as_deref()
+                            .and_then(login_line)
+                    }
+                };
+                match user {
+                    Some(user) => {
+                        self.reply("334 UGFzc3dvcmQ6").await?;
+                        self.challenge_answer()
+                            .await?
+                            .as_deref()
+                            .and_then(login_line)
+                            .map(|password| (user, password))
+                    }
+                    None => None,
+                }
+            }
+            _ => {
+                return self
+                    .reply("504 5.5.4 Unrecognized authentication type")
+                    .await
+            }
+        };
+        match offered {
+            Some(offered) if Some(&offered) == self.security.options.credentials.as_ref() => {
+                self.authenticated = Some(offered.0);
+                self.reply("235 2.7.0 Authentication successful").await
+            }
+            _ => {
+                self.reply("535 5.7.8 Authentication credentials invalid")
+                    .await
+            }
+        }
+    }
+
+    /// One line answering a `334` challenge; `None` when the client gave up
+    /// (`*`) or sent something unreadable.
+    async fn challenge_answer(&mut self) -> io::Result<Option<String>> {
+        match self.read_command().await? {
+            Line::Command(line) if line.trim() != "*" => Ok(Some(line)),
+            Line::Closed => Err(io::ErrorKind::UnexpectedEof.into()),
+            _ => Ok(None),
+        }
     }
 }
