@@ -269,12 +269,9 @@ struct EmbeddedAcker {
 impl Acker for EmbeddedAcker {
     async fn ack(&self, _topic: &str, positions: &[Position]) -> Result<(), BusError> {
         let ids: Vec<i64> = positions.iter().map(|p| p.offset).collect();
-        herald_store::execute_for_ids(
-            self.db.write(),
-            "DELETE FROM bus_messages WHERE id IN",
-            &ids,
-        )
-        .await?;
+        let mut conn = self.db.write().acquire().await?;
+        herald_store::execute_for_ids(&mut conn, "DELETE FROM bus_messages WHERE id IN", &ids)
+            .await?;
         Ok(())
     }
 }

@@ -46,6 +46,14 @@ fn secured(tls: SmtpTls) -> SmtpOptions {
     }
 }
 
+/// `n` messages arrived, every one over TLS from the logged-in `mailer`.
+fn assert_secured(mails: &[herald_standins::smtp::ReceivedMail], n: usize) {
+    assert_eq!(mails.len(), n);
+    assert!(mails
+        .iter()
+        .all(|m| m.encrypted && m.authenticated_as.as_deref() == Some("mailer")));
+}
+
 /// A provider for `sink` at `url`, trusting the sink's certificate.
 fn provider_for(sink: &SmtpSink, url: &str, connections: u32) -> SmtpProvider {
     let roots = sink.ca_pem();
@@ -107,10 +115,7 @@ async fn starttls_then_auth_carries_the_message_encrypted_and_logged_in() {
         provider.send(&message(i)).await.unwrap();
     }
     let mails = sink.messages();
-    assert_eq!(mails.len(), 3);
-    assert!(mails
-        .iter()
-        .all(|m| m.encrypted && m.authenticated_as.as_deref() == Some("mailer")));
+    assert_secured(&mails, 3);
     assert_eq!(sink.connections(), 1);
 }
 
@@ -125,10 +130,7 @@ async fn tls_from_the_first_byte_then_auth_carries_the_message() {
         provider.send(&message(i)).await.unwrap();
     }
     let mails = sink.messages();
-    assert_eq!(mails.len(), 3);
-    assert!(mails
-        .iter()
-        .all(|m| m.encrypted && m.authenticated_as.as_deref() == Some("mailer")));
+    assert_secured(&mails, 3);
     assert_eq!(mails[2].subject().as_deref(), Some("Message 2"));
     assert_eq!(sink.connections(), 1);
 }

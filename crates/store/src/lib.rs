@@ -85,36 +85,22 @@ pub fn placeholders_from(first: usize, n: usize) -> String {
         .join(", ")
 }
 
-/// Runs `{statement} ({list})` for `ids`, 500 bound ids at a time:
+/// Runs `{statement} ({list})` for `ids`, 500 bound ids at a time, on one
+/// connection (inside a transaction, or one taken from a pool):
 /// `statement` ends in `… WHERE id IN`.
-pub async fn execute_for_ids(
-    pool: &sqlx::AnyPool,
+pub async fn execute_for_ids<T>(
+    conn: &mut sqlx::AnyConnection,
     statement: &str,
-    ids: &[i64],
-) -> Result<(), sqlx::Error> {
+    ids: &[T],
+) -> Result<(), sqlx::Error>
+where
+    T: for<'q> sqlx::Encode<'q, sqlx::Any> + sqlx::Type<sqlx::Any> + Clone + Send + Sync,
+{
     for chunk in ids.chunks(500) {
         let sql = format!("{statement} ({})", placeholders(chunk.len()));
         let mut query = sqlx::query(&sql);
         for id in chunk {
-            query = query.bind(*id);
-        }
-        query.execute(pool).await?;
-    }
-    Ok(())
-}
-
-/// What [`execute_for_ids`] does, on one connection (inside a transaction)
-/// and for text keys: `{statement} ({list})`, 500 bound keys at a time.
-pub(crate) async fn execute_for_keys(
-    conn: &mut sqlx::AnyConnection,
-    statement: &str,
-    keys: &[String],
-) -> Result<(), sqlx::Error> {
-    for chunk in keys.chunks(500) {
-        let sql = format!("{statement} ({})", placeholders(chunk.len()));
-        let mut query = sqlx::query(&sql);
-        for key in chunk {
-            query = query.bind(key.as_str());
+            query = query.bind(id.clone());
         }
         query.execute(&mut *conn).await?;
     }

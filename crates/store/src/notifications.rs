@@ -10,7 +10,7 @@ use sqlx::Row;
 use crate::deliveries::encode_trace;
 use crate::outbox::{insert_outbox_many, OutboxMessage};
 use crate::timers::{self, TimerKind};
-use crate::{execute_for_keys, from_millis, millis, DeliveryRecord, Store, StoreError};
+use crate::{execute_for_ids, from_millis, millis, DeliveryRecord, Store, StoreError};
 
 /// Where a notification came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -286,8 +286,8 @@ impl Store {
                     .map(|kind| timers::timer_id(kind, key))
             })
             .collect();
-        execute_for_keys(&mut tx, "DELETE FROM timers WHERE id IN", &timer_ids).await?;
-        execute_for_keys(&mut tx, "DELETE FROM cap_slots WHERE delivery_id IN", &keys).await?;
+        execute_for_ids(&mut tx, "DELETE FROM timers WHERE id IN", &timer_ids).await?;
+        execute_for_ids(&mut tx, "DELETE FROM cap_slots WHERE delivery_id IN", &keys).await?;
         let receipts: Vec<(&OutboxMessage, DateTime<Utc>)> =
             receipts.iter().map(|m| (m, now)).collect();
         insert_outbox_many(&mut tx, &receipts).await?;

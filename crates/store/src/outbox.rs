@@ -106,8 +106,9 @@ impl Store {
     /// Hands leased messages back at once (their publish failed), so the
     /// next pass need not wait out the lease.
     pub async fn release_outbox(&self, ids: &[i64]) -> Result<(), StoreError> {
+        let mut conn = self.db.write().acquire().await?;
         crate::execute_for_ids(
-            self.db.write(),
+            &mut conn,
             "UPDATE outbox SET lease_until = 0 WHERE id IN",
             ids,
         )
@@ -117,7 +118,8 @@ impl Store {
 
     /// Forgets messages the relay has published.
     pub async fn delete_outbox(&self, ids: &[i64]) -> Result<(), StoreError> {
-        crate::execute_for_ids(self.db.write(), "DELETE FROM outbox WHERE id IN", ids).await?;
+        let mut conn = self.db.write().acquire().await?;
+        crate::execute_for_ids(&mut conn, "DELETE FROM outbox WHERE id IN", ids).await?;
         Ok(())
     }
 

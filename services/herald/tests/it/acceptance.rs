@@ -103,12 +103,7 @@ async fn the_night_of_four_cities_goes_as_the_rules_say_through_two_crashes(back
     let mut app = TestApp::spawn_with(Options {
         smtp: true,
         clock: Some(start),
-        // A killed process's timers and claims are taken over once the
-        // clock has passed their lease.
-        extra: vec![
-            ("HERALD_TIMER_LEASE_MS", "5000".into()),
-            ("HERALD_CLAIM_LEASE_MS", "5000".into()),
-        ],
+        extra: crate::support::short_leases(),
         ..Options::on(backend)
     })
     .await;

@@ -44,11 +44,7 @@ async fn a_topic_reaches_every_subscriber_once_through_a_crash_mid_expansion(bac
     let _turn = crate::support::heavy_turn().await;
     let mut app = TestApp::spawn_with(Options {
         smtp: true,
-        // A crashed process's timers and claims are taken over soon.
-        extra: vec![
-            ("HERALD_TIMER_LEASE_MS", "5000".into()),
-            ("HERALD_CLAIM_LEASE_MS", "5000".into()),
-        ],
+        extra: crate::support::short_leases(),
         ..Options::on(backend)
     })
     .await;

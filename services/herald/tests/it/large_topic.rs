@@ -65,10 +65,7 @@ async fn twenty_thousand_subscribers_get_one_delivery_each_through_a_crash_and_o
         .to_utc();
     let mut app = TestApp::spawn_with(Options {
         clock: Some(noon),
-        extra: vec![
-            ("HERALD_TIMER_LEASE_MS", "5000".into()),
-            ("HERALD_CLAIM_LEASE_MS", "5000".into()),
-        ],
+        extra: crate::support::short_leases(),
         ..Options::on(backend)
     })
     .await;

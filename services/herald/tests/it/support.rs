@@ -134,6 +134,16 @@ pub fn templates_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../templates")
 }
 
+/// Settings under which a killed process's timers and claims are taken
+/// over 5 s (on the app's clock) after it leased them, not the default
+/// minutes: for tests that crash Herald on purpose.
+pub fn short_leases() -> Vec<(&'static str, String)> {
+    vec![
+        ("HERALD_TIMER_LEASE_MS", "5000".into()),
+        ("HERALD_CLAIM_LEASE_MS", "5000".into()),
+    ]
+}
+
 impl Options {
     pub fn on(backend: Backend) -> Options {
         Options {
