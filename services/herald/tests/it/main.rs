@@ -21,4 +21,5 @@ mod large_topic;
 mod processes;
 mod resilience;
 mod scale;
+mod smtp_relay;
 mod week;
