@@ -7,7 +7,7 @@ use herald_domain::{DeliveryId, DeliveryState, NotificationId, Receipt, SCHEMA_V
 use herald_store::{DeliveryRecord, OutboxMessage};
 use serde::{Deserialize, Serialize};
 
-use crate::extract::{ApiPath, ApiQuery};
+use crate::extract::{no_notification, notification_id, ApiPath, ApiQuery};
 use crate::model::{DeliveriesPage, DeliveryView};
 use crate::{ApiError, AppState};
 
@@ -53,8 +53,7 @@ pub async fn list(
     ApiPath(id): ApiPath<String>,
     ApiQuery(query): ApiQuery<DeliveriesQuery>,
 ) -> Result<Json<DeliveriesPage>, ApiError> {
-    let id = NotificationId::parse(&id)
-        .map_err(|e| ApiError::bad_request("invalid_id", e.to_string()))?;
+    let id = notification_id(&id)?;
     let limit = query.limit.unwrap_or(500);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::bad_request(
@@ -74,10 +73,7 @@ pub async fn list(
         .transpose()
         .map_err(|e| bad(&e))?;
     if state.store.get_notification_only(id).await?.is_none() {
-        return Err(ApiError::not_found(
-            "notification_not_found",
-            format!("no notification {id}"),
-        ));
+        return Err(no_notification(id));
     }
     let page = state.store.deliveries_page(id, after, only, limit).await?;
     let next = (page.len() as i64 == limit)

@@ -7,7 +7,7 @@ use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
-use herald_domain::UserId;
+use herald_domain::{NotificationId, UserId};
 use serde::de::value::MapAccessDeserializer;
 use serde::de::{DeserializeOwned, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
@@ -104,6 +104,16 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
 
 pub fn user_id(raw: String) -> Result<UserId, ApiError> {
     UserId::parse(raw).map_err(|e| ApiError::bad_request("invalid_user_id", e.to_string()))
+}
+
+/// A notification id from a path: 400 `invalid_id` if it is not one.
+pub fn notification_id(raw: &str) -> Result<NotificationId, ApiError> {
+    NotificationId::parse(raw).map_err(|e| ApiError::bad_request("invalid_id", e.to_string()))
+}
+
+/// The 404 for a notification that does not exist.
+pub fn no_notification(id: NotificationId) -> ApiError {
+    ApiError::not_found("notification_not_found", format!("no notification {id}"))
 }
 
 /// The answer to a `PUT` that creates or replaces: 201 with the new record,

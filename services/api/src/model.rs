@@ -163,8 +163,10 @@ impl From<DeliveryRecord> for DeliveryView {
     }
 }
 
-impl From<NotificationRecord> for NotificationView {
-    fn from(n: NotificationRecord) -> Self {
+impl NotificationView {
+    /// The view of `n`, whose `deliveries` are the ones to list, with the
+    /// count of all its deliveries in each state as the store gave it.
+    pub fn new(n: NotificationRecord, counts: Vec<(DeliveryState, u64)>) -> Self {
         let request = n.event.request;
         NotificationView {
             id: n.id,
@@ -180,11 +182,11 @@ impl From<NotificationRecord> for NotificationView {
             source: n.source,
             created_at: n.created_at,
             cancelled_at: n.cancelled_at,
-            deliveries_total: n.deliveries.len() as u64,
-            delivery_counts: n.deliveries.iter().fold(BTreeMap::new(), |mut counts, d| {
-                *counts.entry(d.state.as_str().to_owned()).or_default() += 1;
-                counts
-            }),
+            deliveries_total: counts.iter().map(|(_, n)| n).sum(),
+            delivery_counts: counts
+                .into_iter()
+                .map(|(state, n)| (state.as_str().to_owned(), n))
+                .collect(),
             deliveries: n.deliveries.into_iter().map(DeliveryView::from).collect(),
         }
     }

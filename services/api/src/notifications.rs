@@ -12,7 +12,7 @@ use herald_store::{Cancelled, Created, OutboxMessage};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::extract::{ApiJson, ApiPath};
+use crate::extract::{no_notification, notification_id, ApiJson, ApiPath};
 use crate::model::{AcceptedView, CancelledView, NotificationView, TemplateView};
 use crate::{ApiError, AppState};
 
@@ -234,27 +234,18 @@ pub async fn get(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<NotificationView>, ApiError> {
-    let id = NotificationId::parse(&id)
-        .map_err(|e| ApiError::bad_request("invalid_id", e.to_string()))?;
+    let id = notification_id(&id)?;
     let mut record = state
         .store
         .get_notification_only(id)
         .await?
-        .ok_or_else(|| {
-            ApiError::not_found("notification_not_found", format!("no notification {id}"))
-        })?;
+        .ok_or_else(|| no_notification(id))?;
     record.deliveries = state
         .store
         .first_deliveries_of(id, DELIVERIES_SHOWN)
         .await?;
     let counts = state.store.delivery_counts(id).await?;
-    let mut view = NotificationView::from(record);
-    view.deliveries_total = counts.iter().map(|(_, n)| n).sum();
-    view.delivery_counts = counts
-        .into_iter()
-        .map(|(s, n)| (s.as_str().to_owned(), n))
-        .collect();
-    Ok(Json(view))
+    Ok(Json(NotificationView::new(record, counts)))
 }
 
 /// Cancels what has not been sent: every delivery still queued or waiting
@@ -274,17 +265,13 @@ pub async fn cancel(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<CancelledView>, ApiError> {
-    let id = NotificationId::parse(&id)
-        .map_err(|e| ApiError::bad_request("invalid_id", e.to_string()))?;
+    let id = notification_id(&id)?;
     match state
         .store
         .cancel_notification(id, state.clock.now())
         .await?
     {
-        Cancelled::NotFound => Err(ApiError::not_found(
-            "notification_not_found",
-            format!("no notification {id}"),
-        )),
+        Cancelled::NotFound => Err(no_notification(id)),
         Cancelled::Withdrawn(cancelled) => {
             state.relay_wake.notify_one();
             Ok(Json(CancelledView { id, cancelled }))
