@@ -15,8 +15,8 @@ use herald_domain::{
 };
 use sqlx::Row;
 
-use crate::deliveries::{encode_trace, insert_delivery, move_members};
-use crate::timers::{schedule, NewTimer};
+use crate::deliveries::{encode_trace, insert_deliveries, move_members_of};
+use crate::timers::{schedule_all, NewTimer};
 use crate::{from_millis, millis, placeholders, Dialect, NewDelivery, Store, StoreError};
 
 /// One decision to record.
@@ -219,22 +219,23 @@ impl DecisionTx {
         Ok(states)
     }
 
-    /// Records new deliveries with their timers and slots. One that exists
-    /// already (another router got there first) is left as it is. Returns
-    /// the ids that were new.
+    /// Records new deliveries with their timers and slots, a hundred rows to
+    /// a statement. One that exists already (another router got there
+    /// first) is left as it is. Returns the ids that were new.
     pub async fn insert(
         &mut self,
         decided: &[Decided],
         now: DateTime<Utc>,
     ) -> Result<Vec<DeliveryId>, StoreError> {
-        let mut new = Vec::with_capacity(decided.len());
-        for d in decided {
-            if insert_delivery(&mut self.tx, &d.delivery, now).await? {
-                self.side_effects(d, true, now).await?;
-                new.push(d.delivery.id);
-            }
-        }
-        Ok(new)
+        let mut new =
+            insert_deliveries(&mut self.tx, decided.iter().map(|d| &d.delivery), now).await?;
+        // Of two decisions with one id, the first was written.
+        let fresh: Vec<&Decided> = decided
+            .iter()
+            .filter(|d| new.remove(&d.delivery.id))
+            .collect();
+        self.side_effects(&fresh, true, now).await?;
+        Ok(fresh.iter().map(|d| d.delivery.id).collect())
     }
 
     /// Decides again a delivery that waits on its own (in no digest), if it
@@ -267,51 +268,65 @@ impl DecisionTx {
         if moved.rows_affected() == 0 {
             return Ok(false);
         }
-        self.side_effects(decided, false, now).await?;
+        self.side_effects(&[decided], false, now).await?;
         Ok(true)
     }
 
-    /// Timers, the cap slot and a carrier's members. A `fresh` delivery
-    /// holds no slot yet, so there is none to release.
+    /// Timers, cap slots and carriers' members, for many decisions at once.
+    /// A `fresh` delivery holds no slot yet, so there is none to release.
     async fn side_effects(
         &mut self,
-        decided: &Decided,
+        decided: &[&Decided],
         fresh: bool,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let d = &decided.delivery;
-        for timer in &decided.timers {
-            schedule(&mut self.tx, timer, now).await?;
+        let timers: Vec<&NewTimer> = decided.iter().flat_map(|d| &d.timers).collect();
+        schedule_all(&mut self.tx, &timers, now).await?;
+        let held: Vec<(&Decided, &Category, DateTime<Utc>)> = decided
+            .iter()
+            .filter_map(|d| match &d.cap_slot {
+                CapSlot::Hold(category, at) => Some((*d, category, *at)),
+                _ => None,
+            })
+            .collect();
+        for chunk in held.chunks(100) {
+            let sql = format!(
+                "INSERT INTO cap_slots (delivery_id, user_id, category, channel, at) VALUES {} \
+                 ON CONFLICT (delivery_id) DO UPDATE SET at = excluded.at",
+                crate::values_rows(chunk.len(), 5)
+            );
+            let mut query = sqlx::query(&sql);
+            for (d, category, at) in chunk {
+                query = query
+                    .bind(d.delivery.id.to_string())
+                    .bind(d.delivery.user_id.as_str())
+                    .bind(category.as_str())
+                    .bind(d.delivery.channel.as_str())
+                    .bind(millis(*at));
+            }
+            query.execute(&mut *self.tx).await?;
         }
-        match &decided.cap_slot {
-            CapSlot::Keep => {}
-            CapSlot::Hold(category, at) => {
-                sqlx::query(
-                    "INSERT INTO cap_slots (delivery_id, user_id, category, channel, at) \
-                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (delivery_id) DO UPDATE SET at = excluded.at",
-                )
-                .bind(d.id.to_string())
-                .bind(d.user_id.as_str())
-                .bind(category.as_str())
-                .bind(d.channel.as_str())
-                .bind(millis(*at))
-                .execute(&mut *self.tx)
-                .await?;
-            }
-            CapSlot::Release if fresh => {}
-            CapSlot::Release => {
-                sqlx::query("DELETE FROM cap_slots WHERE delivery_id = $1")
-                    .bind(d.id.to_string())
-                    .execute(&mut *self.tx)
-                    .await?;
-            }
+        if !fresh {
+            let released: Vec<String> = decided
+                .iter()
+                .filter(|d| d.cap_slot == CapSlot::Release)
+                .map(|d| d.delivery.id.to_string())
+                .collect();
+            crate::execute_for_ids(
+                &mut self.tx,
+                "DELETE FROM cap_slots WHERE delivery_id IN",
+                &released,
+            )
+            .await?;
         }
         // A digest's carrier decided now (suppressed, cancelled) takes its
         // members along in the same transaction; a member carries nobody.
-        if d.digest_id.is_none() {
-            move_members(&mut self.tx, d.id, d.state, now).await?;
-        }
-        Ok(())
+        let carriers: Vec<(DeliveryId, DeliveryState)> = decided
+            .iter()
+            .filter(|d| d.delivery.digest_id.is_none())
+            .map(|d| (d.delivery.id, d.delivery.state))
+            .collect();
+        move_members_of(&mut self.tx, &carriers, now).await
     }
 
     pub async fn commit(self) -> Result<(), StoreError> {

@@ -1,6 +1,8 @@
 //! Deliveries: one per (notification, user, channel), claimed by exactly one
 //! worker at a time, moved forward by receipts.
 
+use std::collections::HashSet;
+
 use chrono::{DateTime, Utc};
 use herald_domain::{
     Channel, DeliveryId, DeliveryState, NotificationId, Outcome, Receipt, Rule, TraceStep, UserId,
@@ -396,20 +398,41 @@ pub(crate) async fn move_members(
     state: DeliveryState,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    if state.reachable_from().is_empty() {
-        return Ok(());
+    move_members_of(tx, &[(carrier, state)], now).await
+}
+
+/// [`move_members`] for many carriers: one statement per state they moved
+/// to (and per 500 carriers).
+pub(crate) async fn move_members_of(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    carriers: &[(DeliveryId, DeliveryState)],
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let mut by_state: Vec<(DeliveryState, Vec<String>)> = Vec::new();
+    for &(carrier, state) in carriers {
+        if state.reachable_from().is_empty() {
+            continue;
+        }
+        match by_state.iter_mut().find(|(s, _)| *s == state) {
+            Some((_, ids)) => ids.push(carrier.to_string()),
+            None => by_state.push((state, vec![carrier.to_string()])),
+        }
     }
-    let sql = format!(
-        "UPDATE deliveries SET state = $2, updated_at = $3 \
-         WHERE digest_id = $1 AND state IN ({})",
-        state_list(state.reachable_from())
-    );
-    sqlx::query(&sql)
-        .bind(carrier.to_string())
-        .bind(state.as_str())
-        .bind(millis(now))
-        .execute(&mut **tx)
-        .await?;
+    for (state, carriers) in by_state {
+        for chunk in carriers.chunks(500) {
+            let sql = format!(
+                "UPDATE deliveries SET state = $1, updated_at = $2 \
+                 WHERE digest_id IN ({}) AND state IN ({})",
+                crate::placeholders_from(3, chunk.len()),
+                state_list(state.reachable_from())
+            );
+            let mut query = sqlx::query(&sql).bind(state.as_str()).bind(millis(now));
+            for carrier in chunk {
+                query = query.bind(carrier.as_str());
+            }
+            query.execute(&mut **tx).await?;
+        }
+    }
     Ok(())
 }
 
@@ -427,40 +450,49 @@ async fn append_trace(
     Ok(())
 }
 
-/// Inserts deliveries that do not exist yet, inside `tx`.
-pub(crate) async fn insert_deliveries(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    deliveries: &[NewDelivery],
-    now: DateTime<Utc>,
-) -> Result<(), StoreError> {
-    for d in deliveries {
-        insert_delivery(tx, d, now).await?;
-    }
-    Ok(())
-}
+/// Rows written by one `INSERT INTO deliveries` at most (eleven parameters each).
+const INSERT_ROWS: usize = 100;
 
-/// Inserts one delivery unless it exists; returns whether it was new.
-pub(crate) async fn insert_delivery(
+/// Inserts deliveries that do not exist yet, inside `tx`, a hundred to a
+/// statement. Returns the ids that were new; of two with the same id, the
+/// first is the one written.
+pub(crate) async fn insert_deliveries<'d>(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    d: &NewDelivery,
+    deliveries: impl IntoIterator<Item = &'d NewDelivery>,
     now: DateTime<Utc>,
-) -> Result<bool, StoreError> {
-    let done = sqlx::query(
-        "INSERT INTO deliveries (id, notification_id, user_id, channel, state, last_error, \
-           not_before, trace, digest_id, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) ON CONFLICT (id) DO NOTHING",
-    )
-    .bind(d.id.to_string())
-    .bind(d.notification_id.to_string())
-    .bind(d.user_id.as_str())
-    .bind(d.channel.as_str())
-    .bind(d.state.as_str())
-    .bind(d.reason.clone())
-    .bind(d.not_before.map(millis))
-    .bind(encode_trace(&d.trace)?)
-    .bind(d.digest_id.map(|id| id.to_string()))
-    .bind(millis(now))
-    .execute(&mut **tx)
-    .await?;
-    Ok(done.rows_affected() == 1)
+) -> Result<HashSet<DeliveryId>, StoreError> {
+    let mut seen = HashSet::new();
+    let rows: Vec<&NewDelivery> = deliveries
+        .into_iter()
+        .filter(|d| seen.insert(d.id))
+        .collect();
+    let mut new = HashSet::with_capacity(rows.len());
+    for chunk in rows.chunks(INSERT_ROWS) {
+        let sql = format!(
+            "INSERT INTO deliveries (id, notification_id, user_id, channel, state, last_error, \
+               not_before, trace, digest_id, created_at, updated_at) \
+             VALUES {} ON CONFLICT (id) DO NOTHING RETURNING id",
+            crate::values_rows(chunk.len(), 11)
+        );
+        let mut query = sqlx::query(&sql);
+        for d in chunk {
+            query = query
+                .bind(d.id.to_string())
+                .bind(d.notification_id.to_string())
+                .bind(d.user_id.as_str())
+                .bind(d.channel.as_str())
+                .bind(d.state.as_str())
+                .bind(d.reason.clone())
+                .bind(d.not_before.map(millis))
+                .bind(encode_trace(&d.trace)?)
+                .bind(d.digest_id.map(|id| id.to_string()))
+                .bind(millis(now))
+                .bind(millis(now));
+        }
+        for row in query.fetch_all(&mut **tx).await? {
+            let id: String = row.try_get("id")?;
+            new.insert(DeliveryId::parse(&id).map_err(|e| StoreError::corrupt("delivery", e))?);
+        }
+    }
+    Ok(new)
 }

@@ -71,8 +71,13 @@ pub fn placeholders(n: usize) -> String {
 /// `($1, …, $columns), ($columns+1, …), …` for `rows` rows: the `VALUES`
 /// list of a multi-row `INSERT`.
 pub fn values_rows(rows: usize, columns: usize) -> String {
+    values_rows_from(1, rows, columns)
+}
+
+/// [`values_rows`] after `first - 1` other parameters.
+pub fn values_rows_from(first: usize, rows: usize, columns: usize) -> String {
     (0..rows)
-        .map(|row| format!("({})", placeholders_from(row * columns + 1, columns)))
+        .map(|row| format!("({})", placeholders_from(first + row * columns, columns)))
         .collect::<Vec<_>>()
         .join(", ")
 }

@@ -7,13 +7,13 @@
 //! workers can never both send it. An outcome is recorded only while the
 //! claim still holds.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use herald_domain::{DeliveryId, DeliveryState, Outcome, Rule, TraceStep};
 use sqlx::Row;
 
-use crate::deliveries::{encode_trace, move_members};
+use crate::deliveries::{encode_trace, move_members, move_members_of};
 use crate::timers::{self, NewTimer, TimerKind};
 use crate::{from_millis, millis, placeholders_from, Store, StoreError};
 
@@ -237,23 +237,48 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Vec<bool>, StoreError> {
         let mut tx = self.db.write().begin().await?;
-        let mut kept = Vec::with_capacity(outcomes.len());
-        for o in outcomes {
-            let done = sqlx::query(FINISH)
-                .bind(o.id.to_string())
-                .bind(o.token)
-                .bind(o.state.as_str())
-                .bind(o.provider_message_id)
-                .bind(o.error)
-                .bind(millis(now))
-                .execute(&mut *tx)
-                .await?;
-            let held = done.rows_affected() == 1;
-            if held && o.carries_digest {
-                move_members(&mut tx, o.id, o.state, now).await?;
+        // One statement per hundred outcomes. Of two outcomes for one
+        // delivery only the first can find it still `sending`, as if they
+        // were recorded one after the other.
+        let mut seen = HashSet::with_capacity(outcomes.len());
+        let firsts: Vec<&Finish> = outcomes.iter().filter(|o| seen.insert(o.id)).collect();
+        let mut held = HashSet::with_capacity(firsts.len());
+        for chunk in firsts.chunks(100) {
+            let sql = format!(
+                "UPDATE deliveries AS d SET state = v.column3, provider_message_id = v.column4, \
+                   last_error = v.column5, lease_token = NULL, lease_until = 0, updated_at = $1 \
+                 FROM (VALUES {}) AS v \
+                 WHERE d.id = v.column1 AND d.lease_token = v.column2 AND d.state = 'sending' \
+                 RETURNING id",
+                crate::values_rows_from(2, chunk.len(), 5)
+            );
+            let mut query = sqlx::query(&sql).bind(millis(now));
+            for o in chunk {
+                query = query
+                    .bind(o.id.to_string())
+                    .bind(o.token)
+                    .bind(o.state.as_str())
+                    .bind(o.provider_message_id)
+                    .bind(o.error);
             }
-            kept.push(held);
+            for row in query.fetch_all(&mut *tx).await? {
+                let id: String = row.try_get("id")?;
+                held.insert(
+                    DeliveryId::parse(&id).map_err(|e| StoreError::corrupt("delivery", e))?,
+                );
+            }
         }
+        let mut kept = Vec::with_capacity(outcomes.len());
+        let mut carriers = Vec::new();
+        for o in outcomes {
+            // `remove`: a second outcome for the same delivery was not recorded.
+            let recorded = held.remove(&o.id);
+            if recorded && o.carries_digest {
+                carriers.push((o.id, o.state));
+            }
+            kept.push(recorded);
+        }
+        move_members_of(&mut tx, &carriers, now).await?;
         // Each recorded outcome's receipt too, so the receipt consumer finds
         // it done and skips it.
         let recorded: Vec<&Finish> = outcomes

@@ -176,6 +176,48 @@ pub(crate) async fn schedule(
     Ok(())
 }
 
+/// [`schedule`] for many timers, a hundred to a statement. Of two with the
+/// same id, the later wins, as if they were set one after the other.
+pub(crate) async fn schedule_all(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    timers: &[&NewTimer],
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    // One statement may not move the same row twice (PostgreSQL refuses).
+    let mut last: Vec<(String, &NewTimer)> = Vec::with_capacity(timers.len());
+    let mut at = std::collections::HashMap::with_capacity(timers.len());
+    for timer in timers {
+        let id = timer.id();
+        match at.get(&id) {
+            Some(&i) => last[i] = (id, *timer),
+            None => {
+                at.insert(id.clone(), last.len());
+                last.push((id, *timer));
+            }
+        }
+    }
+    for chunk in last.chunks(100) {
+        let sql = format!(
+            "INSERT INTO timers (id, kind, subject, due_at, payload, created_at) VALUES {} \
+             ON CONFLICT (id) DO UPDATE SET due_at = excluded.due_at, payload = excluded.payload, \
+               lease_token = NULL, lease_until = 0",
+            crate::values_rows(chunk.len(), 6)
+        );
+        let mut query = sqlx::query(&sql);
+        for (id, timer) in chunk {
+            query = query
+                .bind(id.as_str())
+                .bind(timer.kind.as_str())
+                .bind(timer.subject.as_str())
+                .bind(millis(timer.due_at))
+                .bind(timer.payload.as_str())
+                .bind(millis(now));
+        }
+        query.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
 /// Removes a timer inside `tx`, whoever holds it; returns whether there was one.
 pub(crate) async fn cancel(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,

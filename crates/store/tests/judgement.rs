@@ -20,6 +20,7 @@ conformance!(
     a_timer_set_once_is_not_moved_by_setting_it_again,
     categories_are_stored_and_unknown_ones_get_the_default_policy,
     new_deliveries_are_recorded_with_their_timers_and_slots_and_existing_ones_left_alone,
+    decisions_written_together_keep_the_first_of_two_with_one_id,
     a_deferred_delivery_is_decided_again_only_while_it_waits,
     cap_slots_are_read_without_the_deliverys_own_and_old_ones_forgotten,
     a_digest_collects_members_until_it_closes_and_the_next_one_opens_after,
@@ -319,6 +320,74 @@ async fn new_deliveries_are_recorded_with_their_timers_and_slots_and_existing_on
         .await
         .unwrap();
     assert_eq!(taken, vec![t0() + Duration::hours(7)]);
+}
+
+async fn decisions_written_together_keep_the_first_of_two_with_one_id(store: Store) {
+    let e = notification(&store, "n1").await;
+    let social = Category::parse("social").unwrap();
+    let mut deferred = delivery(&e, "u1", DeliveryState::Deferred);
+    deferred.not_before = Some(t0() + Duration::hours(7));
+    let release = |id: DeliveryId, hours| {
+        NewTimer::new(
+            TimerKind::Release,
+            id.to_string(),
+            t0() + Duration::hours(hours),
+        )
+    };
+    let first = Decided {
+        delivery: deferred.clone(),
+        timers: vec![release(deferred.id, 7)],
+        cap_slot: CapSlot::Hold(social.clone(), t0() + Duration::hours(7)),
+    };
+    // The same delivery decided twice in one batch (the event came twice).
+    let mut again = deferred.clone();
+    again.not_before = Some(t0() + Duration::hours(9));
+    let second = Decided {
+        delivery: again,
+        timers: vec![release(deferred.id, 9)],
+        cap_slot: CapSlot::Hold(social.clone(), t0() + Duration::hours(9)),
+    };
+    // Many in one call: more than one statement's worth of rows.
+    let others: Vec<Decided> = (0..150)
+        .map(|i| decided(delivery(&e, &format!("v{i}"), DeliveryState::Queued)))
+        .collect();
+    let mut batch = vec![first, second];
+    batch.extend(others.iter().cloned());
+    let mut tx = store.begin_decisions().await.unwrap();
+    let new = tx.insert(&batch, t0()).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let mut expected = vec![deferred.id];
+    expected.extend(others.iter().map(|d| d.delivery.id));
+    assert_eq!(new, expected);
+    let record = store.get_delivery(deferred.id).await.unwrap().unwrap();
+    assert_eq!(record.not_before, Some(t0() + Duration::hours(7)));
+    let timer = store
+        .get_timer(TimerKind::Release, &deferred.id.to_string())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(timer.due_at, t0() + Duration::hours(7));
+    let mut tx = store.begin_decisions().await.unwrap();
+    let taken = tx
+        .cap_taken(
+            &user("u1"),
+            &social,
+            Channel::Push,
+            DeliveryId::derive(NotificationId::new(), &user("u1"), Channel::Push),
+            t0(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(taken, vec![t0() + Duration::hours(7)]);
+    for other in &others {
+        let d = store
+            .get_delivery(other.delivery.id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(d.state, DeliveryState::Queued);
+    }
 }
 
 async fn a_deferred_delivery_is_decided_again_only_while_it_waits(store: Store) {

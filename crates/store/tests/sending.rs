@@ -174,15 +174,23 @@ async fn a_batch_of_outcomes_is_recorded_only_where_the_claim_holds(store: Store
     let kept = store
         .finish_deliveries(
             &[
-                finish(ids[0], DeliveryState::Sent, None),
+                Finish {
+                    provider_message_id: Some("msg-0"),
+                    ..finish(ids[0], DeliveryState::Sent, None)
+                },
                 finish(ids[1], DeliveryState::Failed, Some("refused")),
                 finish(ids[2], DeliveryState::Sent, None),
+                // A second outcome for one delivery finds it no longer
+                // `sending`, as if recorded after the first.
+                finish(ids[1], DeliveryState::Sent, None),
             ],
             later,
         )
         .await
         .unwrap();
-    assert_eq!(kept, [true, true, false]);
+    assert_eq!(kept, [true, true, false, false]);
+    let first = store.get_delivery(ids[0]).await.unwrap().unwrap();
+    assert_eq!(first.provider_message_id.as_deref(), Some("msg-0"));
     let states: Vec<_> = futures::future::join_all(ids.iter().map(|id| store.get_delivery(*id)))
         .await
         .into_iter()

@@ -273,12 +273,12 @@ impl Config {
             worker_concurrency: positive(
                 "HERALD_WORKER_CONCURRENCY",
                 get("HERALD_WORKER_CONCURRENCY"),
-                32,
+                256,
             )?,
             router_concurrency: positive(
                 "HERALD_ROUTER_CONCURRENCY",
                 get("HERALD_ROUTER_CONCURRENCY"),
-                16,
+                256,
             )?,
             max_attempts: positive("HERALD_MAX_ATTEMPTS", get("HERALD_MAX_ATTEMPTS"), 5)?,
             retry_base: Duration::from_millis(positive(
@@ -317,7 +317,7 @@ impl Config {
             receipts_concurrency: positive(
                 "HERALD_RECEIPTS_CONCURRENCY",
                 get("HERALD_RECEIPTS_CONCURRENCY"),
-                16,
+                256,
             )?,
             kafka_batch_messages,
             kafka_resume_window,

@@ -197,7 +197,15 @@ impl Judge {
         lock_capped(&mut tx, fresh.into_iter()).await?;
         let mut decided_per_notice = Vec::with_capacity(work.len());
         let mut inserted = HashSet::new();
+        // Decisions are written together, except that a notice under a cap
+        // must see the slots every notice before it in this batch took.
+        let mut unwritten: Vec<Decided> = Vec::new();
         for ((notice, candidates), live) in work.iter().zip(&lives) {
+            let reads_caps = notice.channels.iter().any(|&c| is_capped(notice, c));
+            if reads_caps && !unwritten.is_empty() {
+                inserted.extend(tx.insert(&unwritten, now).await?);
+                unwritten.clear();
+            }
             // Open digests are joined in one order too.
             let mut fresh: Vec<&Candidate> = candidates
                 .iter()
@@ -212,12 +220,10 @@ impl Judge {
                         .await?,
                 );
             }
-            // Recorded before the next notice is judged, so a second notice
-            // to the same person in this batch sees this one's cap slots.
-            let records: Vec<Decided> = decided.iter().map(|j| j.record.clone()).collect();
-            inserted.extend(tx.insert(&records, now).await?);
+            unwritten.extend(decided.iter().map(|j| j.record.clone()));
             decided_per_notice.push(decided);
         }
+        inserted.extend(tx.insert(&unwritten, now).await?);
         tx.commit().await?;
 
         let mut messages = Vec::new();
