@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::Utc;
-use herald_store::{Db, Dialect};
+use herald_store::{Db, Dialect, OutboxMessage, SameDatabaseQueue};
 use sqlx::Row;
 use tokio::sync::Notify;
 
@@ -174,6 +174,54 @@ impl Bus for EmbeddedBus {
 
     async fn backlog(&self, topic: &Topic, _group: &str) -> Result<Option<i64>, BusError> {
         self.len(topic).await.map(Some)
+    }
+}
+
+/// The store puts announcements straight onto this queue, in the
+/// transaction that makes them: the queue is in the same SQLite file, so
+/// there is nothing for an outbox relay to do.
+#[async_trait]
+impl SameDatabaseQueue for EmbeddedBus {
+    async fn enqueue(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        messages: &[(&OutboxMessage, chrono::DateTime<Utc>)],
+    ) -> Result<(), sqlx::Error> {
+        let mut rows = Vec::with_capacity(messages.len());
+        for (message, at) in messages {
+            match self.topics.resolve(&message.topic) {
+                Some(topic) => rows.push((topic, *message, at.timestamp_millis())),
+                // Only Herald announces, so this is a bug; the relay drops
+                // such a row too, rather than block what follows it.
+                None => {
+                    tracing::error!(topic = %message.topic, "announcement names no topic; dropped")
+                }
+            }
+        }
+        for chunk in rows.chunks(PUBLISH_ROWS) {
+            let sql = format!(
+                "INSERT INTO bus_messages (topic, msg_key, payload, created_at) VALUES {}",
+                herald_store::values_rows(chunk.len(), 4)
+            );
+            let mut query = sqlx::query(&sql);
+            for (topic, message, at) in chunk {
+                query = query
+                    .bind(topic.name().to_owned())
+                    .bind(message.key.as_str())
+                    .bind(message.payload.as_bytes().to_vec())
+                    .bind(*at);
+            }
+            query.execute(&mut *conn).await?;
+        }
+        Ok(())
+    }
+
+    fn committed(&self) {
+        // Which topics were written is not known here; waking a topic
+        // nobody waits on costs nothing.
+        for topic in [self.topics.events(), self.topics.receipts()] {
+            self.waker(topic.name()).notify_waiters();
+        }
     }
 }
 

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use herald_domain::{Category, DeliveryId, NotificationId, UserId};
 use sqlx::Row;
 
-use crate::outbox::{insert_outbox, OutboxMessage};
+use crate::outbox::OutboxMessage;
 use crate::{from_millis, millis, Store, StoreError};
 
 #[derive(Debug, Clone)]
@@ -142,8 +142,9 @@ impl Store {
             user_id: user.clone(),
             notification_id,
         };
-        insert_outbox(&mut tx, &receipt(&key), now).await?;
+        self.announce(&mut tx, &[(&receipt(&key), now)]).await?;
         tx.commit().await?;
+        self.announced();
         Ok(MarkRead::Marked)
     }
 }

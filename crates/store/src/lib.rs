@@ -33,7 +33,7 @@ pub use digests::{digest_carrier, ClosedDigest, DigestKind, DigestMember, Digest
 pub use error::StoreError;
 pub use inbox::{InboxItem, InboxItemKey, InboxPage, MarkRead, NewInboxItem};
 pub use notifications::{Cancelled, CreateNotification, Created, NotificationRecord, Source};
-pub use outbox::OutboxMessage;
+pub use outbox::{OutboxMessage, SameDatabaseQueue};
 pub use sending::{Claim, Finish};
 pub use timers::{timer_id, NewTimer, Timer, TimerKind};
 pub use topics::{SubscriberChange, TopicRecord};
@@ -42,14 +42,33 @@ pub use users::{UserProfile, UserRecord};
 use chrono::{DateTime, TimeZone, Utc};
 
 /// The store's handle. Cheap to clone.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Store {
     db: Db,
+    /// Where announcements go when the bus lives in this database.
+    queue: Option<std::sync::Arc<dyn SameDatabaseQueue>>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("db", &self.db)
+            .field("same_database_queue", &self.queue.is_some())
+            .finish()
+    }
 }
 
 impl Store {
     pub fn new(db: Db) -> Self {
-        Store { db }
+        Store { db, queue: None }
+    }
+
+    /// Announcements (new events, receipts) go onto `queue` in the
+    /// transaction that makes them, instead of into the outbox for the
+    /// relay: the embedded bus, whose queue is in this same database.
+    pub fn with_queue(mut self, queue: std::sync::Arc<dyn SameDatabaseQueue>) -> Self {
+        self.queue = Some(queue);
+        self
     }
 
     pub fn db(&self) -> &Db {

@@ -8,7 +8,7 @@ use herald_domain::{
 use sqlx::Row;
 
 use crate::deliveries::encode_trace;
-use crate::outbox::{insert_outbox_many, OutboxMessage};
+use crate::outbox::OutboxMessage;
 use crate::timers::{self, TimerKind};
 use crate::{execute_for_ids, from_millis, millis, DeliveryRecord, Store, StoreError};
 
@@ -138,8 +138,9 @@ impl Store {
             let events: Vec<_> = new.iter().map(|c| (c.event, c.now)).collect();
             insert_notifications(&mut tx, &events, Source::Api).await?;
             let messages: Vec<_> = new.iter().map(|c| (&c.announce, c.now)).collect();
-            insert_outbox_many(&mut tx, &messages).await?;
+            self.announce(&mut tx, &messages).await?;
             tx.commit().await?;
+            self.announced();
         }
         Ok(creates
             .iter()
@@ -290,8 +291,9 @@ impl Store {
         execute_for_ids(&mut tx, "DELETE FROM cap_slots WHERE delivery_id IN", &keys).await?;
         let receipts: Vec<(&OutboxMessage, DateTime<Utc>)> =
             receipts.iter().map(|m| (m, now)).collect();
-        insert_outbox_many(&mut tx, &receipts).await?;
+        self.announce(&mut tx, &receipts).await?;
         tx.commit().await?;
+        self.announced();
         Ok(Cancelled::Withdrawn(withdrawn))
     }
 }

@@ -31,16 +31,48 @@ impl OutboxMessage {
     }
 }
 
-pub(crate) async fn insert_outbox(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    message: &OutboxMessage,
-    now: DateTime<Utc>,
-) -> Result<(), StoreError> {
-    insert_outbox_many(tx, &[(message, now)]).await
+/// A queue kept in the store's own database (the embedded bus). Messages
+/// go onto it inside the transaction that caused them, so they need no
+/// outbox row and no relay: the write is atomic either way.
+#[async_trait::async_trait]
+pub trait SameDatabaseQueue: Send + Sync {
+    /// Puts `messages` on the queue inside the transaction on `conn`.
+    async fn enqueue(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        messages: &[(&OutboxMessage, DateTime<Utc>)],
+    ) -> Result<(), sqlx::Error>;
+
+    /// The transaction that enqueued has committed: wake the consumers.
+    fn committed(&self);
+}
+
+impl Store {
+    /// Announces `messages` as part of `tx`: onto the same-database queue if
+    /// there is one, else into the outbox. Call [`Store::announced`] after
+    /// the commit.
+    pub(crate) async fn announce(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        messages: &[(&OutboxMessage, DateTime<Utc>)],
+    ) -> Result<(), StoreError> {
+        match &self.queue {
+            Some(queue) => queue.enqueue(tx, messages).await?,
+            None => insert_outbox_many(tx, messages).await?,
+        }
+        Ok(())
+    }
+
+    /// The transaction that announced has committed.
+    pub(crate) fn announced(&self) {
+        if let Some(queue) = &self.queue {
+            queue.committed();
+        }
+    }
 }
 
 /// Writes outbox messages, a hundred to a statement.
-pub(crate) async fn insert_outbox_many(
+async fn insert_outbox_many(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     messages: &[(&OutboxMessage, DateTime<Utc>)],
 ) -> Result<(), StoreError> {
@@ -131,16 +163,18 @@ impl Store {
         Ok(row.try_get("n")?)
     }
 
-    /// Appends a message to the outbox on its own, for changes that are
-    /// nothing but an announcement.
+    /// Announces a message on its own (into the outbox, or onto the
+    /// same-database queue), for changes that are nothing but an
+    /// announcement.
     pub async fn enqueue_outbox(
         &self,
         message: &OutboxMessage,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let mut tx = self.db.write().begin().await?;
-        insert_outbox(&mut tx, message, now).await?;
+        self.announce(&mut tx, &[(message, now)]).await?;
         tx.commit().await?;
+        self.announced();
         Ok(())
     }
 }

@@ -102,6 +102,9 @@ impl OutboxRelay {
 
     /// Relays until `shutdown`, then makes one last pass.
     pub async fn run(self, shutdown: CancellationToken) {
+        // Shown from the start, also where nothing goes through the outbox
+        // (the embedded bus takes announcements directly).
+        metrics::counter!(herald_telemetry::OUTBOX_RELAYED).increment(0);
         let mut failures = 0u32;
         loop {
             // Register before looking, so a poke during the pass is not lost.

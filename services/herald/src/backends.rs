@@ -70,14 +70,21 @@ impl Backends {
     /// `setup` (serve, migrate) may create schema and topics; a service on
     /// its own only checks they exist.
     pub async fn open(config: &Config, setup: bool) -> anyhow::Result<Backends> {
-        let store = open_store(config, setup || config.database_url.starts_with("sqlite")).await?;
+        let mut store =
+            open_store(config, setup || config.database_url.starts_with("sqlite")).await?;
         let bus: Arc<dyn Bus> = match kafka_bus(config, setup).await? {
             Some(kafka) => Arc::new(kafka),
-            None if store.db().dialect() == Dialect::Sqlite => Arc::new(
-                EmbeddedBus::open(store.db().clone(), topics(config), EmbeddedConfig::default())
-                    .await
-                    .context("opening the embedded bus")?,
-            ),
+            None if store.db().dialect() == Dialect::Sqlite => {
+                let embedded = Arc::new(
+                    EmbeddedBus::open(store.db().clone(), topics(config), EmbeddedConfig::default())
+                        .await
+                        .context("opening the embedded bus")?,
+                );
+                // The queue is in the store's file: what the API announces
+                // goes onto it in the same transaction, with no outbox hop.
+                store = store.with_queue(embedded.clone());
+                embedded
+            }
             None => bail!("the embedded bus lives in the SQLite file; with PostgreSQL set HERALD_KAFKA_BROKERS"),
         };
         bus.ping().await.context("reaching the bus")?;

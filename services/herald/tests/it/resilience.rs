@@ -296,7 +296,9 @@ async fn a_notification_committed_just_before_a_crash_is_delivered_after_restart
     ada(&app).await;
     app.stop().await;
 
-    // The state a crash between the API's commit and the relay's publish leaves.
+    // The state a crash between the API's commit and the relay's publish
+    // leaves (on the embedded bus, which takes events in the API's own
+    // transaction, the state an older Herald that used the outbox leaves).
     let store = herald::app::open_store(&app.config(), false).await.unwrap();
     let event: NotificationEvent = serde_json::from_value(json!({"event_id": NotificationId::new().to_string(),
         "template": "welcome", "recipients": ["ada"], "channels": ["in_app"], "params": {"name": "Ada", "app_name": "Acme"}}))

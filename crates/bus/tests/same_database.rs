@@ -1,0 +1,113 @@
+//! The embedded bus as the store's same-database queue: what the store
+//! announces goes onto the bus in the announcing transaction, with no
+//! outbox row and no relay.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone, Utc};
+use herald_bus::{Bus, EmbeddedBus, EmbeddedConfig, Topics};
+use herald_domain::NotificationEvent;
+use herald_store::{CreateNotification, Created, OutboxMessage, Store};
+use tokio::time::timeout;
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 12, 1, 9, 0, 0).unwrap()
+}
+
+async fn store_on_its_bus(dir: &std::path::Path) -> (Store, EmbeddedBus) {
+    let store = herald_store::testing::sqlite_store(dir).await.unwrap();
+    let bus = EmbeddedBus::open(
+        store.db().clone(),
+        Topics::new("herald."),
+        EmbeddedConfig::default(),
+    )
+    .await
+    .unwrap();
+    (store.with_queue(Arc::new(bus.clone())), bus)
+}
+
+fn event(id: &str) -> NotificationEvent {
+    let json = serde_json::json!({"event_id": id, "template": "welcome", "recipients": ["ada"],
+        "params": {"name": "Ada"}});
+    serde_json::from_value(json).unwrap()
+}
+
+fn create<'a>(event: &'a NotificationEvent, payload: &str) -> CreateNotification<'a> {
+    CreateNotification {
+        event,
+        idempotency: Some(("key-1", "hash-1")),
+        announce: OutboxMessage::new("events", "ada", payload),
+        now: t0(),
+    }
+}
+
+#[tokio::test]
+async fn a_new_notification_is_on_the_bus_when_its_transaction_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, bus) = store_on_its_bus(dir.path()).await;
+    let events = bus.topics().events();
+    let mut consumer = bus.subscribe(&events, "router").await.unwrap();
+
+    let e = event("e1");
+    let created = store
+        .create_notification(create(&e, "first"))
+        .await
+        .unwrap();
+    assert_eq!(created, Created::New(e.notification_id()));
+    assert_eq!(store.outbox_len().await.unwrap(), 0, "no outbox hop");
+    assert_eq!(
+        bus.peek(&events, 10).await.unwrap(),
+        vec![("ada".to_owned(), b"first".to_vec())]
+    );
+    let record = timeout(Duration::from_secs(10), consumer.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (record.key.as_str(), record.payload.as_slice()),
+        ("ada", &b"first"[..])
+    );
+
+    // A replay of the same request announces nothing more.
+    let again = store
+        .create_notification(create(&e, "second"))
+        .await
+        .unwrap();
+    assert_eq!(again, Created::Replayed(e.notification_id()));
+    assert_eq!(bus.len(&events).await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn announcements_go_to_their_topic_and_one_naming_no_topic_is_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, bus) = store_on_its_bus(dir.path()).await;
+    store
+        .enqueue_outbox(&OutboxMessage::new("receipts", "ada", "read"), t0())
+        .await
+        .unwrap();
+    store
+        .enqueue_outbox(&OutboxMessage::new("no-such-topic", "ada", "lost"), t0())
+        .await
+        .unwrap();
+    assert_eq!(
+        bus.peek(&bus.topics().receipts(), 10).await.unwrap(),
+        vec![("ada".to_owned(), b"read".to_vec())]
+    );
+    assert_eq!(bus.len(&bus.topics().events()).await.unwrap(), 0);
+    assert_eq!(store.outbox_len().await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn a_store_without_the_queue_still_uses_the_outbox() {
+    let dir = tempfile::tempdir().unwrap();
+    let (with_queue, bus) = store_on_its_bus(dir.path()).await;
+    let plain = Store::new(with_queue.db().clone());
+    let e = event("e2");
+    plain
+        .create_notification(create(&e, "outboxed"))
+        .await
+        .unwrap();
+    assert_eq!(plain.outbox_len().await.unwrap(), 1);
+    assert_eq!(bus.len(&bus.topics().events()).await.unwrap(), 0);
+}
