@@ -127,6 +127,9 @@ async fn sqlite_pool(url: &str, max: u32) -> Result<AnyPool, StoreError> {
     let pool = AnyPoolOptions::new()
         .max_connections(max)
         .acquire_timeout(Duration::from_secs(30))
+        // A file cannot go away the way a server can: no ping (a round trip
+        // to the connection's thread) before every use.
+        .test_before_acquire(false)
         .after_connect(|conn, _meta| {
             Box::pin(async move {
                 // WAL lets readers run beside the writer; NORMAL sync is
