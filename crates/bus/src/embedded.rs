@@ -5,6 +5,11 @@
 //! batch; acknowledging a message deletes it; a message whose lease runs out
 //! unacknowledged is handed out again. Publishing wakes waiting consumers in
 //! this process at once; a slow poll covers everything else.
+//!
+//! The queue keeps its own table (see [`SCHEMA`]) and is handed only the
+//! database, not the store. It shares the store's one writing connection:
+//! that is what lets the store put announcements on it inside its own
+//! transactions ([`SameDatabaseQueue`]), and SQLite has one writer anyway.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -38,6 +43,23 @@ impl Default for EmbeddedConfig {
     }
 }
 
+/// The queue's own schema, created by [`EmbeddedBus::open`] on any SQLite
+/// database, so the queue needs nothing of the store's migrations. Files
+/// made before it moved here got the same table from the store's first
+/// migration, which cannot change now; `IF NOT EXISTS` leaves theirs be.
+const SCHEMA: [&str; 2] = [
+    "CREATE TABLE IF NOT EXISTS bus_messages (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        topic       TEXT    NOT NULL,
+        msg_key     TEXT    NOT NULL,
+        payload     BLOB    NOT NULL,
+        lease_until INTEGER NOT NULL DEFAULT 0,
+        deliveries  INTEGER NOT NULL DEFAULT 0,
+        created_at  INTEGER NOT NULL
+    )",
+    "CREATE INDEX IF NOT EXISTS bus_messages_ready ON bus_messages (topic, lease_until, id)",
+];
+
 /// Messages written by one `INSERT` at most (four parameters each).
 const PUBLISH_ROWS: usize = 200;
 
@@ -50,13 +72,17 @@ pub struct EmbeddedBus {
 }
 
 impl EmbeddedBus {
-    /// Opens the bus on a migrated SQLite database. Leases left by an earlier
-    /// run of this process end now: the embedded bus has one process.
+    /// Opens the bus on a SQLite database, creating its queue table if the
+    /// database has none. Leases left by an earlier run of this process end
+    /// now: the embedded bus has one process.
     pub async fn open(db: Db, topics: Topics, config: EmbeddedConfig) -> Result<Self, BusError> {
         if db.dialect() != Dialect::Sqlite {
             return Err(BusError::Config(
                 "the embedded bus needs the SQLite store".into(),
             ));
+        }
+        for statement in SCHEMA {
+            sqlx::query(statement).execute(db.write()).await?;
         }
         sqlx::query("UPDATE bus_messages SET lease_until = 0 WHERE lease_until > 0")
             .execute(db.write())

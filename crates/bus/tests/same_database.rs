@@ -111,3 +111,33 @@ async fn a_store_without_the_queue_still_uses_the_outbox() {
     assert_eq!(plain.outbox_len().await.unwrap(), 1);
     assert_eq!(bus.len(&bus.topics().events()).await.unwrap(), 0);
 }
+
+#[tokio::test]
+async fn the_queue_brings_its_own_table_to_a_database_without_the_stores() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("bare.db").display());
+    let db = herald_store::Db::connect(&url, 2).await.unwrap();
+    let bus = EmbeddedBus::open(
+        db.clone(),
+        Topics::new("herald."),
+        EmbeddedConfig::default(),
+    )
+    .await
+    .unwrap();
+    let events = bus.topics().events();
+    let mut consumer = bus.subscribe(&events, "router").await.unwrap();
+    bus.publish(&events, "ada", b"hello").await.unwrap();
+    let record = timeout(Duration::from_secs(10), consumer.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.payload, b"hello");
+    record.ack().await.unwrap();
+    assert_eq!(bus.len(&events).await.unwrap(), 0);
+    // Opening again (the next start) keeps what is there.
+    bus.publish(&events, "ada", b"kept").await.unwrap();
+    let again = EmbeddedBus::open(db, Topics::new("herald."), EmbeddedConfig::default())
+        .await
+        .unwrap();
+    assert_eq!(again.len(&events).await.unwrap(), 1);
+}
