@@ -18,6 +18,7 @@ mod model;
 mod notifications;
 mod openapi;
 pub mod ops;
+mod recipients;
 mod relay;
 mod topics;
 mod users;
@@ -39,6 +40,7 @@ pub use auth::{hash_key, ApiKeys, KeyConfigError, Scope};
 pub use commit::NotificationWriter;
 pub use error::ApiError;
 pub use openapi::ApiDoc;
+pub use recipients::RecipientCheck;
 pub use relay::{OutboxRelay, RelayConfig};
 
 #[derive(Debug, Clone)]
@@ -69,6 +71,8 @@ pub struct AppState {
     pub relay_wake: Arc<Notify>,
     /// Writes `POST /v1/notifications` requests, in groups under load.
     pub notifications: NotificationWriter,
+    /// Checks their recipients exist, in groups under load.
+    pub recipients: RecipientCheck,
 }
 
 fn scoped(

@@ -78,7 +78,7 @@ pub async fn send(
         .check(&request.template, &channels, &request.params)
         .map_err(|e| ApiError::unprocessable("invalid_params", e.to_string()))?;
     let users: Vec<UserId> = request.users().cloned().collect();
-    let unknown = state.store.unknown_users(&users).await?;
+    let unknown = state.recipients.unknown(users).await?;
     if !unknown.is_empty() {
         let shown: Vec<&str> = unknown.iter().take(10).map(|u| u.as_str()).collect();
         return Err(ApiError::unprocessable(

@@ -101,6 +101,7 @@ pub async fn start_with_clock(
         clock: clock.clone(),
         relay_wake: relay_wake.clone(),
         notifications: herald_api::NotificationWriter::start(store.clone()),
+        recipients: herald_api::RecipientCheck::start(store.clone()),
     };
     let serves_api = matches!(role, Role::All | Role::Api);
     let http = if serves_api {

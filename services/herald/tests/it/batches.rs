@@ -6,7 +6,8 @@
 //! reaches its subscribers. A worker handed a batch of jobs claims them in
 //! one statement and records their outcomes in one transaction, and each
 //! job still ends as it would alone. Concurrent API requests share
-//! transactions (group commit) and each is answered and delivered once.
+//! transactions (group commit) and recipient checks, and each is answered
+//! (and delivered) once, as if alone.
 
 use super::support::Backend;
 
@@ -14,6 +15,7 @@ crate::on_both_backends!(
     events_that_arrive_together_are_each_routed_as_if_alone,
     a_batch_of_jobs_ends_each_as_it_would_alone,
     concurrent_sends_share_commits_and_each_is_delivered_once,
+    concurrent_sends_share_recipient_checks_and_each_names_its_own_unknown_users,
 );
 
 use std::sync::Arc;
@@ -336,4 +338,42 @@ async fn concurrent_sends_share_commits_and_each_is_delivered_once(backend: Back
     assert_eq!(smtp.wait_for(64, WAIT).await.len(), 64);
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(smtp.count(), 64, "each delivered once");
+}
+
+async fn concurrent_sends_share_recipient_checks_and_each_names_its_own_unknown_users(
+    backend: Backend,
+) {
+    let app = TestApp::spawn(backend).await;
+    ada(&app).await;
+    // Every third request names a stranger of its own beside ada.
+    let sends = (0..60).map(|i| {
+        let client = app.client.clone();
+        let url = format!("{}/v1/notifications", app.base);
+        let recipients = if i % 3 == 0 {
+            json!(["ada", format!("stranger-{i}")])
+        } else {
+            json!(["ada"])
+        };
+        let body = json!({"template": "welcome", "recipients": recipients, "channels": ["in_app"],
+            "params": {"name": "Ada", "app_name": "Acme"}});
+        async move {
+            let answer = client.post(url).json(&body).send().await.unwrap();
+            let status = answer.status().as_u16();
+            let body: Value = answer.json().await.unwrap();
+            (i, status, body)
+        }
+    });
+    for (i, status, body) in futures::future::join_all(sends).await {
+        if i % 3 == 0 {
+            assert_eq!(status, 422, "{i}: {body}");
+            assert_eq!(body["error"]["code"], "unknown_user", "{i}: {body}");
+            let message = body["error"]["message"].as_str().unwrap();
+            assert!(
+                message.starts_with(&format!("1 unknown recipient(s): stranger-{i};")),
+                "{i}: only its own stranger: {message}"
+            );
+        } else {
+            assert_eq!(status, 202, "{i}: {body}");
+        }
+    }
 }
