@@ -6,8 +6,8 @@
 //! reaches its subscribers. A worker handed a batch of jobs claims them in
 //! one statement and records their outcomes in one transaction, and each
 //! job still ends as it would alone. Concurrent API requests share
-//! transactions (group commit) and recipient checks, and each is answered
-//! (and delivered) once, as if alone.
+//! transactions (group commit) and, on PostgreSQL, recipient checks; each
+//! is answered (and delivered) once, as if alone.
 
 use super::support::Backend;
 
