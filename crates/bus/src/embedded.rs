@@ -138,34 +138,16 @@ impl Bus for EmbeddedBus {
 
     async fn publish_all(&self, messages: &[(Topic, String, Vec<u8>)]) -> Result<(), BusError> {
         let now = Utc::now().timestamp_millis();
-        // One statement per chunk of rows: every statement is a round trip
-        // to the database's one writing connection.
-        let chunks: Vec<_> = messages.chunks(PUBLISH_ROWS).collect();
-        let mut tx = match chunks.len() {
-            0 => return Ok(()),
+        let rows: Vec<QueueRow<'_>> = messages
+            .iter()
+            .map(|(topic, key, payload)| (topic.name(), key.as_str(), payload.as_slice(), now))
+            .collect();
+        if rows.len() <= PUBLISH_ROWS {
             // One statement is atomic on its own.
-            1 => None,
-            _ => Some(self.db.write().begin().await?),
-        };
-        for chunk in chunks {
-            let sql = format!(
-                "INSERT INTO bus_messages (topic, msg_key, payload, created_at) VALUES {}",
-                herald_store::values_rows(chunk.len(), 4)
-            );
-            let mut query = sqlx::query(&sql);
-            for (topic, key, payload) in chunk {
-                query = query
-                    .bind(topic.name())
-                    .bind(key.as_str())
-                    .bind(payload.clone())
-                    .bind(now);
-            }
-            match tx.as_mut() {
-                Some(tx) => query.execute(&mut **tx).await?,
-                None => query.execute(self.db.write()).await?,
-            };
-        }
-        if let Some(tx) = tx {
+            insert_rows(&mut *self.db.write().acquire().await?, &rows).await?;
+        } else {
+            let mut tx = self.db.write().begin().await?;
+            insert_rows(&mut tx, &rows).await?;
             tx.commit().await?;
         }
         let mut woken = std::collections::HashSet::new();
@@ -213,33 +195,30 @@ impl SameDatabaseQueue for EmbeddedBus {
         conn: &mut sqlx::AnyConnection,
         messages: &[(&OutboxMessage, chrono::DateTime<Utc>)],
     ) -> Result<(), sqlx::Error> {
-        let mut rows = Vec::with_capacity(messages.len());
-        for (message, at) in messages {
-            match self.topics.resolve(&message.topic) {
-                Some(topic) => rows.push((topic, *message, at.timestamp_millis())),
+        let resolved: Vec<(Topic, &OutboxMessage, i64)> = messages
+            .iter()
+            .filter_map(|(message, at)| match self.topics.resolve(&message.topic) {
+                Some(topic) => Some((topic, *message, at.timestamp_millis())),
                 // Only Herald announces, so this is a bug; the relay drops
                 // such a row too, rather than block what follows it.
                 None => {
-                    tracing::error!(topic = %message.topic, "announcement names no topic; dropped")
+                    tracing::error!(topic = %message.topic, "announcement names no topic; dropped");
+                    None
                 }
-            }
-        }
-        for chunk in rows.chunks(PUBLISH_ROWS) {
-            let sql = format!(
-                "INSERT INTO bus_messages (topic, msg_key, payload, created_at) VALUES {}",
-                herald_store::values_rows(chunk.len(), 4)
-            );
-            let mut query = sqlx::query(&sql);
-            for (topic, message, at) in chunk {
-                query = query
-                    .bind(topic.name().to_owned())
-                    .bind(message.key.as_str())
-                    .bind(message.payload.as_bytes().to_vec())
-                    .bind(*at);
-            }
-            query.execute(&mut *conn).await?;
-        }
-        Ok(())
+            })
+            .collect();
+        let rows: Vec<QueueRow<'_>> = resolved
+            .iter()
+            .map(|(topic, message, at)| {
+                (
+                    topic.name(),
+                    message.key.as_str(),
+                    message.payload.as_bytes(),
+                    *at,
+                )
+            })
+            .collect();
+        insert_rows(conn, &rows).await
     }
 
     fn committed(&self) {
@@ -249,6 +228,34 @@ impl SameDatabaseQueue for EmbeddedBus {
             self.waker(topic.name()).notify_waiters();
         }
     }
+}
+
+/// A message as a row: topic, key, payload, time in milliseconds.
+type QueueRow<'a> = (&'a str, &'a str, &'a [u8], i64);
+
+/// Writes messages onto the queue on `conn`, [`PUBLISH_ROWS`] to a
+/// statement: every statement is a round trip to the database's one
+/// writing connection.
+async fn insert_rows(
+    conn: &mut sqlx::AnyConnection,
+    rows: &[QueueRow<'_>],
+) -> Result<(), sqlx::Error> {
+    for chunk in rows.chunks(PUBLISH_ROWS) {
+        let sql = format!(
+            "INSERT INTO bus_messages (topic, msg_key, payload, created_at) VALUES {}",
+            herald_store::values_rows(chunk.len(), 4)
+        );
+        let mut query = sqlx::query(&sql);
+        for (topic, key, payload, at) in chunk {
+            query = query
+                .bind(*topic)
+                .bind(*key)
+                .bind(payload.to_vec())
+                .bind(*at);
+        }
+        query.execute(&mut *conn).await?;
+    }
+    Ok(())
 }
 
 struct EmbeddedConsumer {

@@ -260,6 +260,21 @@ async fn categories_are_stored_and_unknown_ones_get_the_default_policy(store: St
     assert!(store.get_category(&other).await.unwrap().is_none());
 }
 
+/// The cap slots u1's push deliveries hold under `category`, as another
+/// delivery's decision would see them.
+async fn u1_push_slots(store: &Store, category: &Category) -> Vec<DateTime<Utc>> {
+    let mut tx = store.begin_decisions().await.unwrap();
+    tx.cap_taken(
+        &user("u1"),
+        category,
+        Channel::Push,
+        DeliveryId::derive(NotificationId::new(), &user("u1"), Channel::Push),
+        t0(),
+    )
+    .await
+    .unwrap()
+}
+
 async fn new_deliveries_are_recorded_with_their_timers_and_slots_and_existing_ones_left_alone(
     store: Store,
 ) {
@@ -308,17 +323,7 @@ async fn new_deliveries_are_recorded_with_their_timers_and_slots_and_existing_on
         .unwrap()
         .unwrap();
     assert_eq!(kept.due_at, t0() + Duration::hours(7));
-    let mut tx = store.begin_decisions().await.unwrap();
-    let taken = tx
-        .cap_taken(
-            &user("u1"),
-            &social,
-            Channel::Push,
-            DeliveryId::derive(NotificationId::new(), &user("u1"), Channel::Push),
-            t0(),
-        )
-        .await
-        .unwrap();
+    let taken = u1_push_slots(&store, &social).await;
     assert_eq!(taken, vec![t0() + Duration::hours(7)]);
 }
 
@@ -368,17 +373,7 @@ async fn decisions_written_together_keep_the_first_of_two_with_one_id(store: Sto
         .unwrap()
         .unwrap();
     assert_eq!(timer.due_at, t0() + Duration::hours(7));
-    let mut tx = store.begin_decisions().await.unwrap();
-    let taken = tx
-        .cap_taken(
-            &user("u1"),
-            &social,
-            Channel::Push,
-            DeliveryId::derive(NotificationId::new(), &user("u1"), Channel::Push),
-            t0(),
-        )
-        .await
-        .unwrap();
+    let taken = u1_push_slots(&store, &social).await;
     assert_eq!(taken, vec![t0() + Duration::hours(7)]);
     for other in &others {
         let d = store
