@@ -15,7 +15,7 @@ use herald_domain::{
 };
 use sqlx::Row;
 
-use crate::deliveries::{encode_trace, insert_deliveries, move_members_of};
+use crate::deliveries::{delivery_id_of, encode_trace, insert_deliveries, move_members_of};
 use crate::timers::{schedule_all, NewTimer};
 use crate::{from_millis, millis, placeholders, Dialect, NewDelivery, Store, StoreError};
 
@@ -207,12 +207,10 @@ impl DecisionTx {
                 query = query.bind(id.to_string());
             }
             for row in query.fetch_all(&mut *self.tx).await? {
-                let corrupt = |e| StoreError::corrupt("delivery", e);
-                let id: String = row.try_get("id")?;
                 let state: String = row.try_get("state")?;
                 states.insert(
-                    DeliveryId::parse(&id).map_err(corrupt)?,
-                    DeliveryState::parse(&state).map_err(corrupt)?,
+                    delivery_id_of(&row)?,
+                    DeliveryState::parse(&state).map_err(|e| StoreError::corrupt("delivery", e))?,
                 );
             }
         }

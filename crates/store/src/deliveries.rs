@@ -88,15 +88,20 @@ fn decode_trace(text: &str) -> Result<Vec<TraceStep>, StoreError> {
 const DELIVERY_COLUMNS: &str = "id, notification_id, user_id, channel, state, attempts, \
      provider_message_id, last_error, not_before, trace, digest_id, updated_at";
 
+/// The row's `id` column, as the delivery id it must be.
+pub(crate) fn delivery_id_of(row: &sqlx::any::AnyRow) -> Result<DeliveryId, StoreError> {
+    let id: String = row.try_get("id")?;
+    DeliveryId::parse(&id).map_err(|e| StoreError::corrupt("delivery", e))
+}
+
 fn delivery_from_row(row: &sqlx::any::AnyRow) -> Result<DeliveryRecord, StoreError> {
     let corrupt = |e: herald_domain::DomainError| StoreError::corrupt("delivery", e);
-    let id: String = row.try_get("id")?;
     let notification_id: String = row.try_get("notification_id")?;
     let user_id: String = row.try_get("user_id")?;
     let channel: String = row.try_get("channel")?;
     let state: String = row.try_get("state")?;
     Ok(DeliveryRecord {
-        id: DeliveryId::parse(&id).map_err(corrupt)?,
+        id: delivery_id_of(row)?,
         notification_id: NotificationId::parse(&notification_id).map_err(corrupt)?,
         user_id: UserId::parse(user_id).map_err(corrupt)?,
         channel: channel.parse().map_err(corrupt)?,
@@ -490,8 +495,7 @@ pub(crate) async fn insert_deliveries<'d>(
                 .bind(millis(now));
         }
         for row in query.fetch_all(&mut **tx).await? {
-            let id: String = row.try_get("id")?;
-            new.insert(DeliveryId::parse(&id).map_err(|e| StoreError::corrupt("delivery", e))?);
+            new.insert(delivery_id_of(&row)?);
         }
     }
     Ok(new)

@@ -7,7 +7,7 @@ use herald_domain::{
 };
 use sqlx::Row;
 
-use crate::deliveries::encode_trace;
+use crate::deliveries::{delivery_id_of, encode_trace};
 use crate::outbox::OutboxMessage;
 use crate::timers::{self, TimerKind};
 use crate::{execute_for_ids, from_millis, millis, DeliveryRecord, Store, StoreError};
@@ -257,7 +257,7 @@ impl Store {
         let mut receipts = Vec::with_capacity(rows.len());
         for row in &rows {
             let corrupt = |e| StoreError::corrupt("delivery", e);
-            let delivery = DeliveryId::parse(&row.try_get::<String, _>("id")?).map_err(corrupt)?;
+            let delivery = delivery_id_of(row)?;
             let user = UserId::parse(row.try_get::<String, _>("user_id")?).map_err(corrupt)?;
             let channel: Channel = row
                 .try_get::<String, _>("channel")?

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use herald_domain::{DeliveryId, DeliveryState, Outcome, Rule, TraceStep};
 use sqlx::Row;
 
-use crate::deliveries::{encode_trace, move_members, move_members_of};
+use crate::deliveries::{delivery_id_of, encode_trace, move_members, move_members_of};
 use crate::timers::{self, NewTimer, TimerKind};
 use crate::{from_millis, millis, placeholders_from, Store, StoreError};
 
@@ -176,7 +176,6 @@ impl Store {
         lease_until: DateTime<Utc>,
     ) -> Result<HashMap<DeliveryId, Claim>, StoreError> {
         let mut claims = HashMap::with_capacity(ids.len());
-        let corrupt = |e| StoreError::corrupt("delivery", e);
         for chunk in ids.chunks(500) {
             let sql = format!(
                 "UPDATE deliveries SET state = 'sending', attempts = attempts + 1, lease_token = $1, \
@@ -194,9 +193,8 @@ impl Store {
                 query = query.bind(id.to_string());
             }
             for row in query.fetch_all(self.db.write()).await? {
-                let id: String = row.try_get("id")?;
                 claims.insert(
-                    DeliveryId::parse(&id).map_err(corrupt)?,
+                    delivery_id_of(&row)?,
                     Claim::Claimed {
                         attempt: row.try_get("attempts")?,
                     },
@@ -215,9 +213,7 @@ impl Store {
                 query = query.bind(id.to_string());
             }
             for row in query.fetch_all(self.db.write()).await? {
-                let id: String = row.try_get("id")?;
-                let id = DeliveryId::parse(&id).map_err(corrupt)?;
-                claims.insert(id, not_claimed(&row)?);
+                claims.insert(delivery_id_of(&row)?, not_claimed(&row)?);
             }
         }
         for id in ids {
@@ -262,10 +258,7 @@ impl Store {
                     .bind(o.error);
             }
             for row in query.fetch_all(&mut *tx).await? {
-                let id: String = row.try_get("id")?;
-                held.insert(
-                    DeliveryId::parse(&id).map_err(|e| StoreError::corrupt("delivery", e))?,
-                );
+                held.insert(delivery_id_of(&row)?);
             }
         }
         let mut kept = Vec::with_capacity(outcomes.len());

@@ -135,6 +135,11 @@ enum OnConflict {
     Keep,
 }
 
+/// What setting a timer that exists does when it moves it: the new time
+/// and payload, and no lease (the runner that holds it must not delete it).
+const MOVE: &str = "DO UPDATE SET due_at = excluded.due_at, payload = excluded.payload, \
+                    lease_token = NULL, lease_until = 0";
+
 /// Inserts a timer; returns whether a row was written.
 async fn insert_timer(
     conn: &mut sqlx::AnyConnection,
@@ -143,10 +148,7 @@ async fn insert_timer(
     on_conflict: OnConflict,
 ) -> Result<bool, StoreError> {
     let conflict = match on_conflict {
-        OnConflict::Move => {
-            "DO UPDATE SET due_at = excluded.due_at, payload = excluded.payload, \
-             lease_token = NULL, lease_until = 0"
-        }
+        OnConflict::Move => MOVE,
         OnConflict::Keep => "DO NOTHING",
     };
     let sql = format!(
@@ -199,8 +201,7 @@ pub(crate) async fn schedule_all(
     for chunk in last.chunks(100) {
         let sql = format!(
             "INSERT INTO timers (id, kind, subject, due_at, payload, created_at) VALUES {} \
-             ON CONFLICT (id) DO UPDATE SET due_at = excluded.due_at, payload = excluded.payload, \
-               lease_token = NULL, lease_until = 0",
+             ON CONFLICT (id) {MOVE}",
             crate::values_rows(chunk.len(), 6)
         );
         let mut query = sqlx::query(&sql);
