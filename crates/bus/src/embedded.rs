@@ -82,10 +82,12 @@ impl EmbeddedBus {
             ));
         }
         for statement in SCHEMA {
-            sqlx::query(statement).execute(db.write()).await?;
+            sqlx::query(statement)
+                .execute(&mut *db.writer().await?)
+                .await?;
         }
         sqlx::query("UPDATE bus_messages SET lease_until = 0 WHERE lease_until > 0")
-            .execute(db.write())
+            .execute(&mut *db.writer().await?)
             .await?;
         Ok(EmbeddedBus {
             db,
@@ -144,9 +146,9 @@ impl Bus for EmbeddedBus {
             .collect();
         if rows.len() <= PUBLISH_ROWS {
             // One statement is atomic on its own.
-            insert_rows(&mut *self.db.write().acquire().await?, &rows).await?;
+            insert_rows(&mut *self.db.writer().await?, &rows).await?;
         } else {
-            let mut tx = self.db.write().begin().await?;
+            let mut tx = self.db.begin_write().await?;
             insert_rows(&mut tx, &rows).await?;
             tx.commit().await?;
         }
@@ -221,11 +223,12 @@ impl SameDatabaseQueue for EmbeddedBus {
         insert_rows(conn, &rows).await
     }
 
-    fn committed(&self) {
-        // Which topics were written is not known here; waking a topic
-        // nobody waits on costs nothing.
-        for topic in [self.topics.events(), self.topics.receipts()] {
-            self.waker(topic.name()).notify_waiters();
+    fn committed(&self, topics: &[&str]) {
+        for logical in topics {
+            // A name that is not ours was dropped by `enqueue`.
+            if let Some(topic) = self.topics.resolve(logical) {
+                self.waker(topic.name()).notify_waiters();
+            }
         }
     }
 }
@@ -284,7 +287,7 @@ impl EmbeddedConsumer {
         .bind(self.topic.as_str())
         .bind(now.timestamp_millis())
         .bind(limit)
-        .fetch_all(self.bus.db.write())
+        .fetch_all(&mut *self.bus.db.writer().await?)
         .await?;
         let mut batch = Vec::with_capacity(rows.len());
         for row in rows {
@@ -350,7 +353,7 @@ struct EmbeddedAcker {
 impl Acker for EmbeddedAcker {
     async fn ack(&self, _topic: &str, positions: &[Position]) -> Result<(), BusError> {
         let ids: Vec<i64> = positions.iter().map(|p| p.offset).collect();
-        let mut conn = self.db.write().acquire().await?;
+        let mut conn = self.db.writer().await?;
         herald_store::execute_for_ids(&mut conn, "DELETE FROM bus_messages WHERE id IN", &ids)
             .await?;
         Ok(())

@@ -71,11 +71,26 @@ impl Topics {
     pub fn resolve(&self, logical: &str) -> Option<Topic> {
         self.by_name(&format!("{}{logical}", self.prefix))
     }
+
+    /// The name without the prefix, which [`Topics::resolve`] takes back.
+    pub fn logical<'t>(&self, topic: &'t Topic) -> Option<&'t str> {
+        topic.name().strip_prefix(self.prefix.as_str())
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_logical_name_resolves_back_to_its_topic() {
+        let t = Topics::new("staging.herald.");
+        for topic in t.all() {
+            let logical = t.logical(&topic).unwrap();
+            assert_eq!(t.resolve(logical), Some(topic.clone()));
+        }
+        assert_eq!(t.logical(&Topics::new("other.").events()), None);
+    }
 
     #[test]
     fn topic_names_carry_the_prefix() {

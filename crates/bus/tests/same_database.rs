@@ -141,3 +141,76 @@ async fn the_queue_brings_its_own_table_to_a_database_without_the_stores() {
         .unwrap();
     assert_eq!(again.len(&events).await.unwrap(), 1);
 }
+
+fn decided(
+    event: &NotificationEvent,
+    delivery: herald_domain::DeliveryId,
+) -> herald_store::Decided {
+    herald_store::Decided {
+        delivery: herald_store::NewDelivery::new(
+            delivery,
+            event.notification_id(),
+            herald_domain::UserId::parse("ada").unwrap(),
+            herald_domain::Channel::Email,
+            herald_domain::DeliveryState::Queued,
+        ),
+        timers: Vec::new(),
+        cap_slot: herald_store::CapSlot::Release,
+    }
+}
+
+#[tokio::test]
+async fn decisions_and_their_jobs_commit_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, bus) = store_on_its_bus(dir.path()).await;
+    let jobs = bus.topics().deliveries(herald_domain::Channel::Email);
+    let mut worker = bus.subscribe(&jobs, "workers").await.unwrap();
+    let e = event("e1");
+    store
+        .create_notification(create(&e, "event"))
+        .await
+        .unwrap();
+
+    // Dropped before its commit: neither the delivery nor its job.
+    let ada = herald_domain::UserId::parse("ada").unwrap();
+    let lost =
+        herald_domain::DeliveryId::derive(e.notification_id(), &ada, herald_domain::Channel::Email);
+    let mut tx = store.begin_decisions().await.unwrap();
+    tx.insert(&[decided(&e, lost)], t0()).await.unwrap();
+    drop(tx);
+
+    let kept =
+        herald_domain::DeliveryId::derive(e.notification_id(), &ada, herald_domain::Channel::Sms);
+    let mut tx = store.begin_decisions().await.unwrap();
+    tx.insert(&[decided(&e, kept)], t0()).await.unwrap();
+    let job = OutboxMessage::new("deliveries.email", "ada", kept.to_string());
+    store
+        .commit_decisions_enqueuing(tx, &[job], t0())
+        .await
+        .unwrap();
+
+    assert!(store.get_delivery(lost).await.unwrap().is_none());
+    assert!(store.get_delivery(kept).await.unwrap().is_some());
+    assert_eq!(store.outbox_len().await.unwrap(), 0, "no outbox hop");
+    // The commit woke the waiting worker.
+    let record = timeout(Duration::from_secs(10), worker.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.payload, kept.to_string().into_bytes());
+    assert_eq!(bus.len(&jobs).await.unwrap(), 1, "only the committed job");
+}
+
+#[tokio::test]
+async fn a_store_without_the_queue_refuses_to_enqueue_decisions() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = herald_store::testing::sqlite_store(dir.path())
+        .await
+        .unwrap();
+    assert!(!store.announces_in_place());
+    let tx = store.begin_decisions().await.unwrap();
+    let job = OutboxMessage::new("deliveries.email", "ada", "{}");
+    let refused = store.commit_decisions_enqueuing(tx, &[job], t0()).await;
+    assert!(matches!(refused, Err(herald_store::StoreError::NoQueue)));
+    assert_eq!(store.outbox_len().await.unwrap(), 0);
+}

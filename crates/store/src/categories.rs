@@ -46,7 +46,7 @@ impl Store {
         .bind(name.as_str())
         .bind(json)
         .bind(millis(now))
-        .fetch_one(self.db.write())
+        .fetch_one(&mut *self.db.writer().await?)
         .await?;
         let record = category_from_row(&row)?;
         let created = record.created_at == record.updated_at;

@@ -1,11 +1,15 @@
 //! Connecting, dialects and migrations.
 
+use std::ops::{Deref, DerefMut};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{install_default_drivers, AnyPoolOptions};
 use sqlx::migrate::Migrator;
-use sqlx::{AnyPool, Executor};
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, AnyConnection, AnyPool, Connection, Database, Executor, TransactionManager};
+use tokio::sync::{Mutex, OwnedMappedMutexGuard, OwnedMutexGuard};
 
 use crate::StoreError;
 
@@ -18,16 +22,117 @@ pub enum Dialect {
     Postgres,
 }
 
-/// Connection pools for one database.
+/// The connections to one database.
 ///
-/// SQLite allows one writer at a time, so writes go through a pool of one
-/// connection (no `database is locked` under load) while reads use several;
-/// PostgreSQL uses one pool for both.
-#[derive(Clone, Debug)]
+/// SQLite allows one writer at a time, so writes go through one connection
+/// that Herald keeps (no `database is locked` under load) while reads use a
+/// pool of several; PostgreSQL uses one pool for both.
+#[derive(Clone)]
 pub struct Db {
     dialect: Dialect,
-    write: AnyPool,
+    write: Writer,
     read: AnyPool,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db")
+            .field("dialect", &self.dialect)
+            .field("read", &self.read)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How long a write waits for SQLite's one writing connection before it
+/// fails (what the pool of one used to allow).
+const WRITER_WAIT: Duration = Duration::from_secs(30);
+
+/// Where writes go.
+#[derive(Clone)]
+enum Writer {
+    /// PostgreSQL: the shared pool.
+    Pool(AnyPool),
+    /// SQLite: one connection, held by a lock rather than a pool of one. A
+    /// pool pings a connection as it comes back (one more round trip to the
+    /// connection's thread, in a task of its own) before the next writer may
+    /// have it; the writing connection changes hands hundreds of times a
+    /// second, and that hand-back took longer than most transactions'
+    /// statements. `None` once closed.
+    Kept(Arc<Mutex<Option<AnyConnection>>>),
+}
+
+/// A connection that may write, held until dropped. Statements run on it as
+/// on any connection (`&mut *conn`).
+pub struct WriteConn(Held);
+
+enum Held {
+    Pooled(PoolConnection<Any>),
+    Kept(OwnedMappedMutexGuard<Option<AnyConnection>, AnyConnection>),
+}
+
+impl Deref for WriteConn {
+    type Target = AnyConnection;
+    fn deref(&self) -> &AnyConnection {
+        match &self.0 {
+            Held::Pooled(conn) => conn,
+            Held::Kept(conn) => conn,
+        }
+    }
+}
+
+impl DerefMut for WriteConn {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        match &mut self.0 {
+            Held::Pooled(conn) => conn,
+            Held::Kept(conn) => conn,
+        }
+    }
+}
+
+/// A write transaction: committed by [`WriteTx::commit`], rolled back if
+/// dropped before. Statements run on it as on a connection (`&mut *tx`).
+pub struct WriteTx {
+    conn: WriteConn,
+    open: bool,
+}
+
+impl WriteTx {
+    pub async fn commit(mut self) -> Result<(), sqlx::Error> {
+        <Any as Database>::TransactionManager::commit(&mut self.conn).await?;
+        self.open = false;
+        Ok(())
+    }
+
+    pub async fn rollback(mut self) -> Result<(), sqlx::Error> {
+        <Any as Database>::TransactionManager::rollback(&mut self.conn).await?;
+        self.open = false;
+        Ok(())
+    }
+}
+
+impl Deref for WriteTx {
+    type Target = AnyConnection;
+    fn deref(&self) -> &AnyConnection {
+        &self.conn
+    }
+}
+
+impl DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        &mut self.conn
+    }
+}
+
+impl Drop for WriteTx {
+    fn drop(&mut self) {
+        if self.open {
+            // Queued on the connection ahead of anything its next holder
+            // sends, and judged there: a `BEGIN` or `COMMIT` still on its way
+            // (the future dropped mid-call) is answered before it, so the
+            // next holder always starts outside a transaction.
+            <Any as Database>::TransactionManager::start_rollback(&mut self.conn);
+        }
+    }
 }
 
 impl Db {
@@ -42,7 +147,7 @@ impl Db {
                 .await?;
             return Ok(Db {
                 dialect: Dialect::Postgres,
-                write: pool.clone(),
+                write: Writer::Pool(pool.clone()),
                 read: pool,
             });
         }
@@ -61,11 +166,12 @@ impl Db {
                 })?;
             }
             let url = format!("sqlite://{path}?mode=rwc");
-            let write = sqlite_pool(&url, 1).await?;
+            let mut write = AnyConnection::connect(&url).await?;
+            write.execute(SQLITE_PRAGMAS).await?;
             let read = sqlite_pool(&url, max_connections.max(2)).await?;
             return Ok(Db {
                 dialect: Dialect::Sqlite,
-                write,
+                write: Writer::Kept(Arc::new(Mutex::new(Some(write)))),
                 read,
             });
         }
@@ -76,9 +182,32 @@ impl Db {
         self.dialect
     }
 
-    /// The pool for statements that change data.
-    pub fn write(&self) -> &AnyPool {
-        &self.write
+    /// The connection for statements that change data, held until dropped.
+    /// On SQLite there is one, so hold it no longer than a write takes.
+    pub async fn writer(&self) -> Result<WriteConn, sqlx::Error> {
+        match &self.write {
+            Writer::Pool(pool) => Ok(WriteConn(Held::Pooled(pool.acquire().await?))),
+            Writer::Kept(kept) => {
+                let guard = tokio::time::timeout(WRITER_WAIT, kept.clone().lock_owned())
+                    .await
+                    .map_err(|_| sqlx::Error::PoolTimedOut)?;
+                OwnedMutexGuard::try_map(guard, Option::as_mut)
+                    .map(|conn| WriteConn(Held::Kept(conn)))
+                    .map_err(|_| sqlx::Error::PoolClosed)
+            }
+        }
+    }
+
+    /// A write transaction on [`Db::writer`]'s connection.
+    pub async fn begin_write(&self) -> Result<WriteTx, sqlx::Error> {
+        // Marked open before `BEGIN` is sent, so that a caller giving up
+        // during it still leaves a rollback behind.
+        let mut tx = WriteTx {
+            conn: self.writer().await?,
+            open: true,
+        };
+        <Any as Database>::TransactionManager::begin(&mut tx.conn, None).await?;
+        Ok(tx)
     }
 
     /// The pool for plain reads.
@@ -92,7 +221,7 @@ impl Db {
             Dialect::Sqlite => &SQLITE_MIGRATIONS,
             Dialect::Postgres => &POSTGRES_MIGRATIONS,
         };
-        migrator.run(&self.write).await?;
+        migrator.run(&mut *self.writer().await?).await?;
         Ok(())
     }
 
@@ -118,10 +247,24 @@ impl Db {
     }
 
     pub async fn close(&self) {
-        self.write.close().await;
+        match &self.write {
+            Writer::Pool(pool) => pool.close().await,
+            Writer::Kept(kept) => {
+                if let Some(conn) = kept.lock().await.take() {
+                    if let Err(e) = conn.close().await {
+                        tracing::warn!(error = %e, "closing the writing connection failed");
+                    }
+                }
+            }
+        }
         self.read.close().await;
     }
 }
+
+/// Set on every SQLite connection. WAL lets readers run beside the writer;
+/// NORMAL sync is durable across process crashes, which is what we promise.
+const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+     PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;";
 
 async fn sqlite_pool(url: &str, max: u32) -> Result<AnyPool, StoreError> {
     let pool = AnyPoolOptions::new()
@@ -132,13 +275,7 @@ async fn sqlite_pool(url: &str, max: u32) -> Result<AnyPool, StoreError> {
         .test_before_acquire(false)
         .after_connect(|conn, _meta| {
             Box::pin(async move {
-                // WAL lets readers run beside the writer; NORMAL sync is
-                // durable across process crashes, which is what we promise.
-                conn.execute(
-                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                     PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
-                )
-                .await?;
+                conn.execute(SQLITE_PRAGMAS).await?;
                 Ok(())
             })
         })

@@ -17,7 +17,9 @@ use sqlx::Row;
 
 use crate::deliveries::{delivery_id_of, encode_trace, insert_deliveries, move_members_of};
 use crate::timers::{schedule_all, NewTimer};
-use crate::{from_millis, millis, placeholders, Dialect, NewDelivery, Store, StoreError};
+use crate::{
+    from_millis, millis, placeholders, Dialect, NewDelivery, OutboxMessage, Store, StoreError,
+};
 
 /// One decision to record.
 #[derive(Debug, Clone)]
@@ -61,14 +63,14 @@ fn truthy(row: &sqlx::any::AnyRow, column: &str) -> Result<bool, StoreError> {
 
 /// An open transaction for decisions. Dropped without [`commit`](Self::commit), it rolls back.
 pub struct DecisionTx {
-    pub(crate) tx: sqlx::Transaction<'static, sqlx::Any>,
+    pub(crate) tx: crate::WriteTx,
     dialect: Dialect,
 }
 
 impl Store {
     pub async fn begin_decisions(&self) -> Result<DecisionTx, StoreError> {
         Ok(DecisionTx {
-            tx: self.db.write().begin().await?,
+            tx: self.db.begin_write().await?,
             dialect: self.db.dialect(),
         })
     }
@@ -329,6 +331,30 @@ impl DecisionTx {
 
     pub async fn commit(self) -> Result<(), StoreError> {
         self.tx.commit().await?;
+        Ok(())
+    }
+}
+
+impl Store {
+    /// Commits `tx` with `messages` (the jobs its decisions make) put onto
+    /// the same-database queue inside it: one trip to the database's one
+    /// writer fewer than publishing after the commit, and a job can never
+    /// be published without its delivery. Only for a store that
+    /// [`Store::announces_in_place`]; elsewhere the messages would land in
+    /// the outbox, which the router's process does not relay.
+    pub async fn commit_decisions_enqueuing(
+        &self,
+        mut tx: DecisionTx,
+        messages: &[OutboxMessage],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        if self.queue.is_none() {
+            return Err(StoreError::NoQueue);
+        }
+        let rows: Vec<_> = messages.iter().map(|m| (m, now)).collect();
+        self.announce(&mut tx.tx, &rows).await?;
+        tx.commit().await?;
+        self.announced(&rows);
         Ok(())
     }
 }

@@ -140,7 +140,7 @@ impl Store {
         deliveries: &[NewDelivery],
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let mut tx = self.db.write().begin().await?;
+        let mut tx = self.db.begin_write().await?;
         insert_deliveries(&mut tx, deliveries, now).await?;
         tx.commit().await?;
         Ok(())
@@ -169,7 +169,7 @@ impl Store {
         receipts: &[Receipt],
         now: DateTime<Utc>,
     ) -> Result<Vec<bool>, StoreError> {
-        let mut tx = self.db.write().begin().await?;
+        let mut tx = self.db.begin_write().await?;
         // Receipts recorded already (a worker records its outcome's receipt
         // with the outcome) are skipped in one read: their effect is there.
         let recorded = recorded_receipts(&mut tx, receipts).await?;
@@ -191,7 +191,7 @@ impl Store {
         id: DeliveryId,
         steps: &[TraceStep],
     ) -> Result<(), StoreError> {
-        let mut conn = self.db.write().acquire().await?;
+        let mut conn = self.db.writer().await?;
         append_trace(&mut conn, id, steps).await
     }
 
@@ -313,7 +313,7 @@ impl Store {
 /// and the delivery (with a digest's members) moved if the state allows.
 /// Which of these receipts' (delivery, state) are recorded, one read per 500.
 async fn recorded_receipts(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    tx: &mut crate::WriteTx,
     receipts: &[Receipt],
 ) -> Result<std::collections::HashSet<(DeliveryId, DeliveryState)>, StoreError> {
     let mut ids: Vec<String> = receipts.iter().map(|r| r.delivery_id.to_string()).collect();
@@ -343,7 +343,7 @@ async fn recorded_receipts(
 }
 
 async fn apply_one(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    tx: &mut crate::WriteTx,
     receipt: &Receipt,
     now: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
@@ -398,7 +398,7 @@ async fn apply_one(
 /// allow. Called in the transaction that moves the carrier, so members never
 /// wait on a receipt that a crash kept back.
 pub(crate) async fn move_members(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    tx: &mut crate::WriteTx,
     carrier: DeliveryId,
     state: DeliveryState,
     now: DateTime<Utc>,
@@ -409,7 +409,7 @@ pub(crate) async fn move_members(
 /// [`move_members`] for many carriers: one statement per state they moved
 /// to (and per 500 carriers).
 pub(crate) async fn move_members_of(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    tx: &mut crate::WriteTx,
     carriers: &[(DeliveryId, DeliveryState)],
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
@@ -462,7 +462,7 @@ const INSERT_ROWS: usize = 100;
 /// statement. Returns the ids that were new; of two with the same id, the
 /// first is the one written.
 pub(crate) async fn insert_deliveries<'d>(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    tx: &mut crate::WriteTx,
     deliveries: impl IntoIterator<Item = &'d NewDelivery>,
     now: DateTime<Utc>,
 ) -> Result<HashSet<DeliveryId>, StoreError> {

@@ -169,7 +169,7 @@ impl Store {
         id: DeliveryId,
         now: DateTime<Utc>,
     ) -> Result<Option<ClosedDigest>, StoreError> {
-        let mut tx = self.db.write().begin().await?;
+        let mut tx = self.db.begin_write().await?;
         sqlx::query("UPDATE digests SET state = 'closed' WHERE id = $1 AND state = 'open'")
             .bind(id.to_string())
             .execute(&mut *tx)

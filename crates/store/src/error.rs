@@ -15,6 +15,10 @@ pub enum StoreError {
     /// A writer that queues work for the database has stopped (shutdown).
     #[error("the store is shutting down")]
     Closed,
+    /// Asked to enqueue in the store's own transaction, but this store has
+    /// no queue in its database (a bug in the caller).
+    #[error("this store has no queue in its database to enqueue on")]
+    NoQueue,
     #[error("cannot create the data directory {path}: {source}")]
     DataDir {
         path: String,
@@ -39,7 +43,9 @@ impl StoreError {
             StoreError::Migration(_)
             | StoreError::Corrupt { .. }
             | StoreError::UnsupportedUrl(_) => false,
-            StoreError::DataDir { .. } | StoreError::NotMigrated { .. } => false,
+            StoreError::DataDir { .. } | StoreError::NotMigrated { .. } | StoreError::NoQueue => {
+                false
+            }
         }
     }
 

@@ -62,7 +62,7 @@ impl Store {
         .bind(item.title.as_str())
         .bind(item.body.as_str())
         .bind(millis(now))
-        .execute(self.db.write())
+        .execute(&mut *self.db.writer().await?)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -115,7 +115,7 @@ impl Store {
         receipt: impl FnOnce(&InboxItemKey) -> OutboxMessage,
         now: DateTime<Utc>,
     ) -> Result<MarkRead, StoreError> {
-        let mut tx = self.db.write().begin().await?;
+        let mut tx = self.db.begin_write().await?;
         let row = sqlx::query(
             "SELECT notification_id, read_at FROM inbox WHERE id = $1 AND user_id = $2",
         )
@@ -142,9 +142,10 @@ impl Store {
             user_id: user.clone(),
             notification_id,
         };
-        self.announce(&mut tx, &[(&receipt(&key), now)]).await?;
+        let receipt = receipt(&key);
+        self.announce(&mut tx, &[(&receipt, now)]).await?;
         tx.commit().await?;
-        self.announced();
+        self.announced(&[(&receipt, now)]);
         Ok(MarkRead::Marked)
     }
 }

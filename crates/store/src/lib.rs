@@ -26,7 +26,7 @@ mod topics;
 mod users;
 
 pub use categories::CategoryRecord;
-pub use db::{redact as redact_url, Db, Dialect};
+pub use db::{redact as redact_url, Db, Dialect, WriteConn, WriteTx};
 pub use decisions::{CapSlot, Decided, DecisionTx, LiveNotification};
 pub use deliveries::{DeliveryRecord, NewDelivery};
 pub use digests::{digest_carrier, ClosedDigest, DigestKind, DigestMember, DigestRef};
@@ -69,6 +69,12 @@ impl Store {
     pub fn with_queue(mut self, queue: std::sync::Arc<dyn SameDatabaseQueue>) -> Self {
         self.queue = Some(queue);
         self
+    }
+
+    /// Whether announcements go onto a same-database queue (see
+    /// [`Store::with_queue`]) rather than into the outbox.
+    pub fn announces_in_place(&self) -> bool {
+        self.queue.is_some()
     }
 
     pub fn db(&self) -> &Db {

@@ -91,7 +91,7 @@ impl Store {
         &self,
         creates: &[CreateNotification<'_>],
     ) -> Result<Vec<Created>, StoreError> {
-        let mut tx = self.db.write().begin().await?;
+        let mut tx = self.db.begin_write().await?;
         let mut answers: Vec<Option<Created>> = creates.iter().map(|_| None).collect();
         for (answer, create) in answers.iter_mut().zip(creates) {
             let Some((key, hash)) = create.idempotency else {
@@ -140,7 +140,7 @@ impl Store {
             let messages: Vec<_> = new.iter().map(|c| (&c.announce, c.now)).collect();
             self.announce(&mut tx, &messages).await?;
             tx.commit().await?;
-            self.announced();
+            self.announced(&messages);
         }
         Ok(creates
             .iter()
@@ -160,7 +160,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         // One statement: no transaction of its own needed.
-        let mut conn = self.db.write().acquire().await?;
+        let mut conn = self.db.writer().await?;
         Ok(insert_notifications(&mut conn, &[(event, now)], source).await? == 1)
     }
 
@@ -214,7 +214,7 @@ impl Store {
         id: NotificationId,
         now: DateTime<Utc>,
     ) -> Result<Cancelled, StoreError> {
-        let mut tx = self.db.write().begin().await?;
+        let mut tx = self.db.begin_write().await?;
         let found = sqlx::query(
             "UPDATE notifications SET cancelled_at = COALESCE(cancelled_at, $2) WHERE id = $1",
         )
@@ -293,7 +293,7 @@ impl Store {
             receipts.iter().map(|m| (m, now)).collect();
         self.announce(&mut tx, &receipts).await?;
         tx.commit().await?;
-        self.announced();
+        self.announced(&receipts);
         Ok(Cancelled::Withdrawn(withdrawn))
     }
 }

@@ -43,8 +43,9 @@ pub trait SameDatabaseQueue: Send + Sync {
         messages: &[(&OutboxMessage, DateTime<Utc>)],
     ) -> Result<(), sqlx::Error>;
 
-    /// The transaction that enqueued has committed: wake the consumers.
-    fn committed(&self);
+    /// The transaction that enqueued onto these topics (as the messages
+    /// named them) has committed: wake their consumers.
+    fn committed(&self, topics: &[&str]);
 }
 
 impl Store {
@@ -53,7 +54,7 @@ impl Store {
     /// the commit.
     pub(crate) async fn announce(
         &self,
-        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        tx: &mut crate::WriteTx,
         messages: &[(&OutboxMessage, DateTime<Utc>)],
     ) -> Result<(), StoreError> {
         match &self.queue {
@@ -63,17 +64,20 @@ impl Store {
         Ok(())
     }
 
-    /// The transaction that announced has committed.
-    pub(crate) fn announced(&self) {
+    /// The transaction that announced `messages` has committed.
+    pub(crate) fn announced(&self, messages: &[(&OutboxMessage, DateTime<Utc>)]) {
         if let Some(queue) = &self.queue {
-            queue.committed();
+            let mut topics: Vec<&str> = messages.iter().map(|(m, _)| m.topic.as_str()).collect();
+            topics.sort_unstable();
+            topics.dedup();
+            queue.committed(&topics);
         }
     }
 }
 
 /// Writes outbox messages, a hundred to a statement.
 async fn insert_outbox_many(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    tx: &mut crate::WriteTx,
     messages: &[(&OutboxMessage, DateTime<Utc>)],
 ) -> Result<(), StoreError> {
     for chunk in messages.chunks(100) {
@@ -118,7 +122,7 @@ impl Store {
             .bind(millis(lease_until))
             .bind(millis(now))
             .bind(limit)
-            .fetch_all(self.db.write())
+            .fetch_all(&mut *self.db.writer().await?)
             .await?;
         let mut messages = rows
             .iter()
@@ -138,7 +142,7 @@ impl Store {
     /// Hands leased messages back at once (their publish failed), so the
     /// next pass need not wait out the lease.
     pub async fn release_outbox(&self, ids: &[i64]) -> Result<(), StoreError> {
-        let mut conn = self.db.write().acquire().await?;
+        let mut conn = self.db.writer().await?;
         crate::execute_for_ids(
             &mut conn,
             "UPDATE outbox SET lease_until = 0 WHERE id IN",
@@ -150,7 +154,7 @@ impl Store {
 
     /// Forgets messages the relay has published.
     pub async fn delete_outbox(&self, ids: &[i64]) -> Result<(), StoreError> {
-        let mut conn = self.db.write().acquire().await?;
+        let mut conn = self.db.writer().await?;
         crate::execute_for_ids(&mut conn, "DELETE FROM outbox WHERE id IN", ids).await?;
         Ok(())
     }
@@ -171,10 +175,10 @@ impl Store {
         message: &OutboxMessage,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let mut tx = self.db.write().begin().await?;
+        let mut tx = self.db.begin_write().await?;
         self.announce(&mut tx, &[(message, now)]).await?;
         tx.commit().await?;
-        self.announced();
+        self.announced(&[(message, now)]);
         Ok(())
     }
 }

@@ -69,7 +69,7 @@ impl Store {
         .bind(token)
         .bind(millis(lease_until))
         .bind(millis(now))
-        .fetch_optional(self.db.write())
+        .fetch_optional(&mut *self.db.writer().await?)
         .await?;
         if let Some(row) = claimed {
             return Ok(Claim::Claimed {
@@ -80,7 +80,7 @@ impl Store {
             "SELECT state, provider_message_id, lease_until, not_before FROM deliveries WHERE id = $1",
         )
         .bind(id.to_string())
-        .fetch_optional(self.db.write())
+        .fetch_optional(&mut *self.db.writer().await?)
         .await?;
         match row {
             Some(row) => not_claimed(&row),
@@ -104,7 +104,7 @@ impl Store {
         let step = TraceStep::new(Rule::Retry, Outcome::Deferred, now)
             .until(until.fixed_offset())
             .because(error.chars().take(300).collect::<String>());
-        let mut tx = self.db.write().begin().await?;
+        let mut tx = self.db.begin_write().await?;
         let done = sqlx::query(
             "UPDATE deliveries SET state = 'deferred', not_before = $3, last_error = $4, \
                trace = trace || $5, lease_token = NULL, lease_until = 0, updated_at = $6 \
@@ -152,10 +152,10 @@ impl Store {
             .bind(millis(now));
         if !carries_digest {
             // One statement on the hot path: no transaction needed.
-            let done = finish.execute(self.db.write()).await?;
+            let done = finish.execute(&mut *self.db.writer().await?).await?;
             return Ok(done.rows_affected() == 1);
         }
-        let mut tx = self.db.write().begin().await?;
+        let mut tx = self.db.begin_write().await?;
         if finish.execute(&mut *tx).await?.rows_affected() != 1 {
             return Ok(false);
         }
@@ -192,7 +192,8 @@ impl Store {
             for id in chunk {
                 query = query.bind(id.to_string());
             }
-            for row in query.fetch_all(self.db.write()).await? {
+            let rows = query.fetch_all(&mut *self.db.writer().await?).await?;
+            for row in rows {
                 claims.insert(
                     delivery_id_of(&row)?,
                     Claim::Claimed {
@@ -212,7 +213,8 @@ impl Store {
             for id in chunk {
                 query = query.bind(id.to_string());
             }
-            for row in query.fetch_all(self.db.write()).await? {
+            let rows = query.fetch_all(&mut *self.db.writer().await?).await?;
+            for row in rows {
                 claims.insert(delivery_id_of(&row)?, not_claimed(&row)?);
             }
         }
@@ -232,7 +234,7 @@ impl Store {
         outcomes: &[Finish<'_>],
         now: DateTime<Utc>,
     ) -> Result<Vec<bool>, StoreError> {
-        let mut tx = self.db.write().begin().await?;
+        let mut tx = self.db.begin_write().await?;
         // One statement per hundred outcomes. Of two outcomes for one
         // delivery only the first can find it still `sending`, as if they
         // were recorded one after the other.

@@ -23,7 +23,7 @@ pub async fn postgres_database() -> Result<String, StoreError> {
     let name = format!("herald_test_{}", uuid::Uuid::new_v4().simple());
     let admin = Db::connect(&admin_url, 2).await?;
     sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(admin.write())
+        .execute(&mut *admin.writer().await?)
         .await?;
     admin.close().await;
     let base = admin_url

@@ -170,7 +170,7 @@ async fn insert_timer(
 /// Sets (or moves) a timer inside `tx`. Moving one clears its lease, so the
 /// runner that holds it does not delete it when it finishes.
 pub(crate) async fn schedule(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    tx: &mut crate::WriteTx,
     timer: &NewTimer,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
@@ -181,7 +181,7 @@ pub(crate) async fn schedule(
 /// [`schedule`] for many timers, a hundred to a statement. Of two with the
 /// same id, the later wins, as if they were set one after the other.
 pub(crate) async fn schedule_all(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    tx: &mut crate::WriteTx,
     timers: &[&NewTimer],
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
@@ -221,7 +221,7 @@ pub(crate) async fn schedule_all(
 
 /// Removes a timer inside `tx`, whoever holds it; returns whether there was one.
 pub(crate) async fn cancel(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    tx: &mut crate::WriteTx,
     kind: TimerKind,
     subject: &str,
 ) -> Result<bool, StoreError> {
@@ -239,7 +239,7 @@ impl Store {
         timer: &NewTimer,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let mut tx = self.db.write().begin().await?;
+        let mut tx = self.db.begin_write().await?;
         schedule(&mut tx, timer, now).await?;
         tx.commit().await?;
         Ok(())
@@ -251,7 +251,7 @@ impl Store {
         timer: &NewTimer,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let mut conn = self.db.write().acquire().await?;
+        let mut conn = self.db.writer().await?;
         insert_timer(&mut conn, timer, now, OnConflict::Keep).await
     }
 
@@ -272,7 +272,7 @@ impl Store {
         .bind(token)
         .bind(millis(due_at))
         .bind(payload)
-        .execute(self.db.write())
+        .execute(&mut *self.db.writer().await?)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -302,7 +302,7 @@ impl Store {
             .bind(millis(lease_until))
             .bind(millis(now))
             .bind(limit)
-            .fetch_all(self.db.write())
+            .fetch_all(&mut *self.db.writer().await?)
             .await?;
         let mut timers = rows
             .iter()
@@ -317,7 +317,7 @@ impl Store {
         let done = sqlx::query("DELETE FROM timers WHERE id = $1 AND lease_token = $2")
             .bind(id)
             .bind(token)
-            .execute(self.db.write())
+            .execute(&mut *self.db.writer().await?)
             .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -336,7 +336,7 @@ impl Store {
         .bind(id)
         .bind(token)
         .bind(millis(due_at))
-        .execute(self.db.write())
+        .execute(&mut *self.db.writer().await?)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -420,7 +420,7 @@ impl Store {
             .bind(reason)
             .bind(trace)
             .bind(millis(now))
-            .execute(self.db.write())
+            .execute(&mut *self.db.writer().await?)
             .await?;
         Ok(done.rows_affected())
     }

@@ -43,7 +43,7 @@ impl Store {
         .bind(name.as_str())
         .bind(description)
         .bind(millis(now))
-        .fetch_one(self.db.write())
+        .fetch_one(&mut *self.db.writer().await?)
         .await?;
         let created: i64 = row.try_get("created_at")?;
         let updated: i64 = row.try_get("updated_at")?;
@@ -73,7 +73,7 @@ impl Store {
 
     /// Deletes a topic and its subscriptions. `false` if there was none.
     pub async fn delete_topic(&self, name: &TopicName) -> Result<bool, StoreError> {
-        let mut tx = self.db.write().begin().await?;
+        let mut tx = self.db.begin_write().await?;
         sqlx::query("DELETE FROM topic_subscribers WHERE topic = $1")
             .bind(name.as_str())
             .execute(&mut *tx)
@@ -98,7 +98,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Option<SubscriberChange>, StoreError> {
         let mut change = SubscriberChange::default();
-        let mut tx = self.db.write().begin().await?;
+        let mut tx = self.db.begin_write().await?;
         // Three values a row keeps every statement under the drivers' limits.
         for chunk in add.chunks(300) {
             let sql = format!(

@@ -89,7 +89,7 @@ impl Store {
             .bind(profile.locale.as_ref().map(|v| v.as_str().to_owned()))
             .bind(profile.name.clone())
             .bind(millis(now))
-            .fetch_one(self.db.write())
+            .fetch_one(&mut *self.db.writer().await?)
             .await?;
         let user = user_from_row(&row)?;
         let created = user.created_at == user.updated_at;
@@ -147,7 +147,7 @@ impl Store {
             .bind(json)
             .bind(millis(now))
             .bind(id.as_str())
-            .execute(self.db.write())
+            .execute(&mut *self.db.writer().await?)
             .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -170,7 +170,7 @@ impl Store {
         .bind(device.token())
         .bind(user.as_str())
         .bind(millis(now))
-        .execute(self.db.write())
+        .execute(&mut *self.db.writer().await?)
         .await?;
         Ok(done.rows_affected() == 1)
     }

@@ -100,6 +100,29 @@ impl OutboxRelay {
         Ok(batch.len())
     }
 
+    /// Relays what the outbox holds now, then stops: for a store that puts
+    /// its announcements straight onto a queue in its own database, whose
+    /// outbox only an older Herald filled. Polling it would take the one
+    /// SQLite writer hundreds of times a second for nothing.
+    pub async fn drain(self, shutdown: CancellationToken) {
+        metrics::counter!(herald_telemetry::OUTBOX_RELAYED).increment(0);
+        let mut failures = 0u32;
+        loop {
+            match self.relay_once().await {
+                Ok(n) if n as i64 >= self.config.batch => failures = 0,
+                Ok(_) => return,
+                Err(e) => {
+                    failures = failures.saturating_add(1);
+                    tracing::warn!(error = %e, failures, "draining the outbox failed; will retry");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(self.config.poll_interval * failures.clamp(1, 50)) => {}
+                    }
+                }
+            }
+        }
+    }
+
     /// Relays until `shutdown`, then makes one last pass.
     pub async fn run(self, shutdown: CancellationToken) {
         // Shown from the start, also where nothing goes through the outbox

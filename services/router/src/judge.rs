@@ -19,8 +19,8 @@ use herald_domain::{
     TraceStep, UserId, Verdict, FOLDED_BY_CAP, GROUPED, SCHEMA_VERSION,
 };
 use herald_store::{
-    CapSlot, Decided, DecisionTx, DigestKind, LiveNotification, NewDelivery, NewTimer, Source,
-    Store, TimerKind, UserRecord,
+    CapSlot, Decided, DecisionTx, DigestKind, LiveNotification, NewDelivery, NewTimer,
+    OutboxMessage, Source, Store, TimerKind, UserRecord,
 };
 use herald_templates::TemplateStore;
 
@@ -224,7 +224,6 @@ impl Judge {
             decided_per_notice.push(decided);
         }
         inserted.extend(tx.insert(&unwritten, now).await?);
-        tx.commit().await?;
 
         let mut messages = Vec::new();
         let mut routed_per_notice = Vec::with_capacity(work.len());
@@ -250,7 +249,32 @@ impl Judge {
             }
             routed_per_notice.push(routed);
         }
+        if self.store.announces_in_place() {
+            // The queue is in this database: the jobs go in with their
+            // deliveries, and there is nothing left to publish.
+            let jobs = messages
+                .iter()
+                .map(|m| self.enqueued(m))
+                .collect::<Result<Vec<_>, _>>()?;
+            self.store
+                .commit_decisions_enqueuing(tx, &jobs, now)
+                .await?;
+            messages.clear();
+        } else {
+            tx.commit().await?;
+        }
         Ok((messages, routed_per_notice))
+    }
+
+    /// A message as the store's same-database queue takes it.
+    fn enqueued(&self, (topic, key, payload): &Message) -> Result<OutboxMessage, RouteError> {
+        let topics = self.bus.topics();
+        let logical = topics.logical(topic).ok_or_else(|| {
+            RouteError::Poison(format!("{} is not one of our topics", topic.name()))
+        })?;
+        let payload = String::from_utf8(payload.clone())
+            .map_err(|e| RouteError::Poison(format!("a job is not UTF-8 JSON: {e}")))?;
+        Ok(OutboxMessage::new(logical, key.clone(), payload))
     }
 
     /// Decides one delivery, inside `tx`, without recording it. `live` is

@@ -146,7 +146,11 @@ pub async fn start_with_clock(
             relay_wake,
             RelayConfig::default(),
         );
-        consumers.tasks.spawn(relay.run(shutdown.clone()));
+        if store.announces_in_place() {
+            consumers.tasks.spawn(relay.drain(shutdown.clone()));
+        } else {
+            consumers.tasks.spawn(relay.run(shutdown.clone()));
+        }
     }
     if matches!(role, Role::All | Role::Router) {
         let wake = Arc::new(Notify::new());
