@@ -214,3 +214,58 @@ async fn a_store_without_the_queue_refuses_to_enqueue_decisions() {
     assert!(matches!(refused, Err(herald_store::StoreError::NoQueue)));
     assert_eq!(store.outbox_len().await.unwrap(), 0);
 }
+
+#[tokio::test]
+async fn a_recorded_outcome_and_its_receipt_commit_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, bus) = store_on_its_bus(dir.path()).await;
+    let receipts = bus.topics().receipts();
+    let mut consumer = bus.subscribe(&receipts, "receipts").await.unwrap();
+    let e = event("e1");
+    store
+        .create_notification(create(&e, "event"))
+        .await
+        .unwrap();
+    let ada = herald_domain::UserId::parse("ada").unwrap();
+    let id =
+        herald_domain::DeliveryId::derive(e.notification_id(), &ada, herald_domain::Channel::Email);
+    let mut tx = store.begin_decisions().await.unwrap();
+    tx.insert(&[decided(&e, id)], t0()).await.unwrap();
+    tx.commit().await.unwrap();
+    store
+        .claim_deliveries(&[id], "worker-1", t0(), t0() + chrono::Duration::minutes(1))
+        .await
+        .unwrap();
+
+    let finish = |token, receipt| herald_store::Finish {
+        id,
+        token,
+        state: herald_domain::DeliveryState::Sent,
+        provider_message_id: Some("m-1"),
+        error: None,
+        carries_digest: false,
+        receipt,
+    };
+    // Another worker's token: nothing recorded, so no receipt either.
+    let stale = OutboxMessage::new("receipts", "ada", "stale");
+    let kept = store
+        .finish_deliveries(&[finish("worker-2", Some(&stale))], t0())
+        .await
+        .unwrap();
+    assert_eq!(kept, [false]);
+    assert_eq!(bus.len(&receipts).await.unwrap(), 0);
+
+    let sent = OutboxMessage::new("receipts", "ada", "sent");
+    let kept = store
+        .finish_deliveries(&[finish("worker-1", Some(&sent))], t0())
+        .await
+        .unwrap();
+    assert_eq!(kept, [true]);
+    assert_eq!(store.outbox_len().await.unwrap(), 0, "no outbox hop");
+    let record = timeout(Duration::from_secs(10), consumer.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.payload, b"sent".to_vec());
+    assert_eq!(bus.len(&receipts).await.unwrap(), 1);
+}

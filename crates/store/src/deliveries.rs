@@ -169,9 +169,21 @@ impl Store {
         receipts: &[Receipt],
         now: DateTime<Utc>,
     ) -> Result<Vec<bool>, StoreError> {
-        let mut tx = self.db.begin_write().await?;
         // Receipts recorded already (a worker records its outcome's receipt
-        // with the outcome) are skipped in one read: their effect is there.
+        // with the outcome) are skipped: their effect is there. Most are, so
+        // look first where reading costs no write transaction; receipts are
+        // never removed, so what a reader sees recorded stays recorded.
+        if receipts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let seen = recorded_receipts(&mut *self.db.read().acquire().await?, receipts).await?;
+        if receipts
+            .iter()
+            .all(|r| seen.contains(&(r.delivery_id, r.state)))
+        {
+            return Ok(vec![false; receipts.len()]);
+        }
+        let mut tx = self.db.begin_write().await?;
         let recorded = recorded_receipts(&mut tx, receipts).await?;
         let mut moved = Vec::with_capacity(receipts.len());
         for receipt in receipts {
@@ -313,7 +325,7 @@ impl Store {
 /// and the delivery (with a digest's members) moved if the state allows.
 /// Which of these receipts' (delivery, state) are recorded, one read per 500.
 async fn recorded_receipts(
-    tx: &mut crate::WriteTx,
+    conn: &mut sqlx::AnyConnection,
     receipts: &[Receipt],
 ) -> Result<std::collections::HashSet<(DeliveryId, DeliveryState)>, StoreError> {
     let mut ids: Vec<String> = receipts.iter().map(|r| r.delivery_id.to_string()).collect();
@@ -330,7 +342,7 @@ async fn recorded_receipts(
         for id in chunk {
             query = query.bind(id.as_str());
         }
-        for row in query.fetch_all(&mut **tx).await? {
+        for row in query.fetch_all(&mut *conn).await? {
             let id: String = row.try_get("delivery_id")?;
             let state: String = row.try_get("state")?;
             recorded.insert((

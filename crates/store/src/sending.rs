@@ -15,7 +15,7 @@ use sqlx::Row;
 
 use crate::deliveries::{delivery_id_of, encode_trace, move_members, move_members_of};
 use crate::timers::{self, NewTimer, TimerKind};
-use crate::{from_millis, millis, placeholders_from, Store, StoreError};
+use crate::{from_millis, millis, placeholders_from, OutboxMessage, Store, StoreError};
 
 /// The answer to "may I send this delivery now?".
 #[derive(Debug, Clone, PartialEq)]
@@ -45,6 +45,11 @@ pub struct Finish<'a> {
     pub error: Option<&'a str>,
     /// The delivery carries a digest: its members move along.
     pub carries_digest: bool,
+    /// Its receipt, put onto the same-database queue in the transaction that
+    /// records the outcome, if it is recorded and the store
+    /// [announces in place](Store::announces_in_place). Elsewhere the caller
+    /// publishes it after the commit, and this is not read.
+    pub receipt: Option<&'a OutboxMessage>,
 }
 
 impl Store {
@@ -298,7 +303,17 @@ impl Store {
             }
             query.execute(&mut *tx).await?;
         }
-        tx.commit().await?;
+        if self.announces_in_place() {
+            let receipts: Vec<(&OutboxMessage, DateTime<Utc>)> = recorded
+                .iter()
+                .filter_map(|o| Some((o.receipt?, now)))
+                .collect();
+            self.announce(&mut tx, &receipts).await?;
+            tx.commit().await?;
+            self.announced(&receipts);
+        } else {
+            tx.commit().await?;
+        }
         Ok(kept)
     }
 }

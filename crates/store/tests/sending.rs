@@ -101,6 +101,7 @@ async fn a_batch_claim_says_why_it_could_not_take_the_rest(store: Store) {
         provider_message_id: Some("m-1"),
         error: None,
         carries_digest: false,
+        receipt: None,
     };
     assert_eq!(
         store.finish_deliveries(&[sent], t0()).await.unwrap(),
@@ -170,6 +171,7 @@ async fn a_batch_of_outcomes_is_recorded_only_where_the_claim_holds(store: Store
         provider_message_id: None,
         error,
         carries_digest: false,
+        receipt: None,
     };
     let kept = store
         .finish_deliveries(
@@ -223,6 +225,7 @@ async fn an_outcome_recorded_with_its_receipt_is_not_applied_again(store: Store)
         provider_message_id: Some("m-1"),
         error: None,
         carries_digest: false,
+        receipt: None,
     };
     assert_eq!(
         store.finish_deliveries(&[sent], t0()).await.unwrap(),
@@ -240,8 +243,14 @@ async fn an_outcome_recorded_with_its_receipt_is_not_applied_again(store: Store)
         provider_message_id: Some("m-1".into()),
         at: t0(),
     };
-    // The worker's own receipt finds its effect recorded; a later one from
-    // the provider still moves the delivery on.
+    // The worker's own receipt alone finds its effect recorded.
+    let moved = store
+        .apply_receipts(&[receipt(DeliveryState::Sent)], t0())
+        .await
+        .unwrap();
+    assert_eq!(moved, [false]);
+    // With a later one from the provider, that one still moves the delivery
+    // on.
     let moved = store
         .apply_receipts(
             &[

@@ -148,9 +148,11 @@ impl Judge {
 
     /// [`Judge::decide_new`] for several notices in one transaction (a
     /// batch of events), each notice decided exactly as it would be alone.
-    /// With `record`, each notice's notification is recorded in the same
-    /// transaction first (events off the bus). Returns what to publish and,
-    /// per notice, what it came to.
+    /// With `record`, each notice's notification that is not recorded yet
+    /// is recorded in the same transaction first (events off the bus).
+    /// Returns what to publish (nothing where the jobs went onto a
+    /// same-database queue with their deliveries) and, per notice, what it
+    /// came to.
     pub async fn decide_many(
         &self,
         work: &[(&Notice, &[Candidate<'_>])],
@@ -159,12 +161,24 @@ impl Judge {
         record: Option<Source>,
     ) -> Result<(Vec<Message>, Vec<Routed>), RouteError> {
         let mut tx = self.store.begin_decisions().await?;
-        if let Some(source) = record {
-            let events: Vec<&NotificationEvent> = work.iter().map(|(n, _)| &n.event).collect();
-            tx.ensure_notifications(&events, source, now).await?;
-        }
         let ids: Vec<NotificationId> = work.iter().map(|(n, _)| n.id).collect();
-        let found = tx.notifications(&ids).await?;
+        let mut found = tx.notifications(&ids).await?;
+        if let Some(source) = record {
+            // Read first, record only what is missing: an event the API took
+            // is recorded already (in the transaction that published it), so
+            // the usual batch writes nothing here.
+            let missing: Vec<&NotificationEvent> = work
+                .iter()
+                .filter(|(n, _)| !found.contains_key(&n.id))
+                .map(|(n, _)| &n.event)
+                .collect();
+            if !missing.is_empty() {
+                tx.ensure_notifications(&missing, source, now).await?;
+                let ids: Vec<NotificationId> =
+                    missing.iter().map(|e| e.notification_id()).collect();
+                found.extend(tx.notifications(&ids).await?);
+            }
+        }
         let lives: Vec<Live> = work
             .iter()
             .map(|(notice, _)| Live::of(found.get(&notice.id), notice))

@@ -5,7 +5,8 @@
 //! statement and their users read in one; each message still goes to the
 //! provider on its own (concurrently, each waiting for the rate limit); the
 //! outcomes are recorded in one transaction and the receipts published
-//! together. A job that needs waiting (another worker holds its delivery)
+//! together (on the embedded bus, whose queue is in the store's database,
+//! enqueued in that transaction). A job that needs waiting (another worker holds its delivery)
 //! is handed back to the consume loop ([`WorkerError::HeldElsewhere`], to
 //! the loop `HandleError::Alone`), which tries it alone with a slot of its
 //! own; a retry after a transient failure
@@ -15,7 +16,7 @@
 use std::collections::{HashMap, HashSet};
 
 use herald_domain::{DeliveryId, DeliveryJob, DeliveryState};
-use herald_store::{Claim, Finish};
+use herald_store::{Claim, Finish, OutboxMessage};
 
 use super::report::count;
 use super::Attempt;
@@ -217,7 +218,8 @@ impl ChannelWorker {
     }
 
     /// Records the outcomes in one transaction, then publishes their
-    /// receipts together and remembers the final ones as done.
+    /// receipts together (or has the store enqueue them in it) and
+    /// remembers the final ones as done.
     async fn finish_all(
         &self,
         held: Vec<Held<'_>>,
@@ -227,9 +229,38 @@ impl ChannelWorker {
             return Vec::new();
         }
         let now = self.clock.now();
+        // Each outcome's receipt, made first: where the bus is in the store's
+        // database, it goes on in the transaction that records the outcome.
+        let in_place = self.store.announces_in_place();
+        let payloads: Vec<Option<Result<String, String>>> = held
+            .iter()
+            .map(|h| {
+                let o = h.outcome.as_ref()?;
+                let receipt = self.receipt(
+                    h.job,
+                    o.state,
+                    o.error.clone(),
+                    o.provider_message_id.clone(),
+                );
+                Some(serde_json::to_string(&receipt).map_err(|e| e.to_string()))
+            })
+            .collect();
+        let enqueued: Vec<Option<OutboxMessage>> = held
+            .iter()
+            .zip(&payloads)
+            .map(|(h, payload)| match payload {
+                Some(Ok(payload)) if in_place => Some(OutboxMessage::new(
+                    "receipts",
+                    h.job.user_id.to_string(),
+                    payload.clone(),
+                )),
+                _ => None,
+            })
+            .collect();
         let outcomes: Vec<Finish> = held
             .iter()
-            .filter_map(|h| {
+            .zip(&enqueued)
+            .filter_map(|(h, receipt)| {
                 let o = h.outcome.as_ref()?;
                 Some(Finish {
                     id: h.job.delivery_id,
@@ -238,6 +269,7 @@ impl ChannelWorker {
                     provider_message_id: o.provider_message_id.as_deref(),
                     error: o.error.as_deref(),
                     carries_digest: h.job.digest,
+                    receipt: receipt.as_ref(),
                 })
             })
             .collect();
@@ -254,42 +286,43 @@ impl ChannelWorker {
         let mut results = Vec::with_capacity(held.len());
         let mut receipts = Vec::with_capacity(held.len());
         let mut reported = Vec::with_capacity(held.len());
-        for (h, kept) in held.iter().zip(kept) {
-            let Some(outcome) = &h.outcome else { continue };
+        let with_outcome = held
+            .iter()
+            .zip(payloads)
+            .filter_map(|(h, payload)| Some((h, h.outcome.as_ref()?, payload?)));
+        for ((h, outcome, payload), kept) in with_outcome.zip(kept) {
             if !kept {
                 tracing::warn!(delivery = %h.job.delivery_id, "claim lost before the outcome was recorded");
                 count(self.channel, "lost_claim");
                 results.push((h.index, Ok(Outcome::LostClaim)));
                 continue;
             }
-            let receipt = self.receipt(
-                h.job,
-                outcome.state,
-                outcome.error.clone(),
-                outcome.provider_message_id.clone(),
-            );
-            match serde_json::to_vec(&receipt) {
+            match payload {
                 Ok(payload) => {
-                    receipts.push((
-                        self.bus.topics().receipts(),
-                        h.job.user_id.to_string(),
-                        payload,
-                    ));
+                    if !in_place {
+                        receipts.push((
+                            self.bus.topics().receipts(),
+                            h.job.user_id.to_string(),
+                            payload.into_bytes(),
+                        ));
+                    }
                     reported.push((h.index, h.job.delivery_id, outcome.state));
                 }
-                Err(e) => results.push((h.index, Err(WorkerError::Poison(e.to_string())))),
+                Err(e) => results.push((h.index, Err(WorkerError::Poison(e)))),
             }
         }
         // Recorded: a failed publish only means the receipts go out when
         // the jobs come back and find their deliveries done.
-        if let Err(e) = self.bus.publish_all(&receipts).await {
-            let reason = e.to_string();
-            results.extend(
-                reported
-                    .into_iter()
-                    .map(|(i, _, _)| (i, Err(WorkerError::Shared(reason.clone())))),
-            );
-            return results;
+        if !receipts.is_empty() {
+            if let Err(e) = self.bus.publish_all(&receipts).await {
+                let reason = e.to_string();
+                results.extend(
+                    reported
+                        .into_iter()
+                        .map(|(i, _, _)| (i, Err(WorkerError::Shared(reason.clone())))),
+                );
+                return results;
+            }
         }
         let done: HashMap<DeliveryId, DeliveryState> = reported
             .iter()
