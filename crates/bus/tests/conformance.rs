@@ -444,6 +444,47 @@ async fn an_unacknowledged_record_comes_back_when_its_lease_ends() {
 }
 
 #[tokio::test]
+async fn a_message_whose_lease_ran_out_comes_back_before_newer_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = EmbeddedConfig {
+        batch: 1,
+        ..EmbeddedConfig::default()
+    };
+    let bus = embedded(dir.path(), config).await;
+    let topic = bus.topics().events();
+    bus.publish(&topic, "k", b"first").await.unwrap();
+    let mut consumer = bus.subscribe(&topic, "g").await.unwrap();
+    let first = timeout(WAIT, consumer.recv()).await.unwrap().unwrap();
+    drop(first);
+    for payload in [b"second", b"third!"] {
+        bus.publish(&topic, "k", payload).await.unwrap();
+    }
+    // The lease of the unacknowledged first ends (set in the past rather
+    // than waited for).
+    let store = herald_store::testing::sqlite_store(dir.path())
+        .await
+        .unwrap();
+    sqlx::query("UPDATE bus_messages SET lease_until = 1 WHERE lease_until > 1")
+        .execute(&mut *store.db().writer().await.unwrap())
+        .await
+        .unwrap();
+    let mut order = Vec::new();
+    for _ in 0..3 {
+        let record = timeout(WAIT, consumer.recv()).await.unwrap().unwrap();
+        order.push((record.payload.clone(), record.delivery_count));
+        record.ack().await.unwrap();
+    }
+    assert_eq!(
+        order,
+        [
+            (b"first".to_vec(), 2),
+            (b"second".to_vec(), 1),
+            (b"third!".to_vec(), 1)
+        ]
+    );
+}
+
+#[tokio::test]
 async fn reopening_the_embedded_bus_hands_out_what_a_dead_process_had_leased() {
     let dir = tempfile::tempdir().unwrap();
     let bus = embedded(dir.path(), EmbeddedConfig::default()).await;
