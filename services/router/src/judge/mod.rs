@@ -4,9 +4,11 @@
 //! digest closing, an escalation falling due) come here: [`Judge`] loads the
 //! recipients in one batch, opens one transaction, locks the cap counters
 //! of the users whose channel is capped, calls [`decide`] per delivery, and
-//! records deliveries, timers and cap slots together. Jobs and receipts are
-//! published after the commit; a crash in between is covered by the event
-//! (or the timer) being handled again, which republishes what is queued.
+//! records deliveries, timers and cap slots together. Jobs and receipts
+//! ([`announce`]) are published after the commit; a crash in between is
+//! covered by the event (or the timer) being handled again, which
+//! republishes what is queued. Where the bus is in the store's database, a
+//! batch's jobs are enqueued in its transaction instead.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -14,18 +16,19 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use herald_bus::{Bus, Topic};
 use herald_domain::{
-    decide, Channel, DeliveryId, DeliveryJob, DeliveryState, DigestPlan, NotificationEvent,
-    NotificationId, Outcome, Priority, Receipt, RecipientProfile, Rule, Situation, TimeZoneName,
-    TraceStep, UserId, Verdict, FOLDED_BY_CAP, GROUPED, SCHEMA_VERSION,
+    decide, Channel, DeliveryId, DeliveryState, DigestPlan, NotificationEvent, NotificationId,
+    Outcome, Priority, RecipientProfile, Rule, Situation, TimeZoneName, TraceStep, UserId, Verdict,
 };
 use herald_store::{
-    CapSlot, Decided, DecisionTx, DigestKind, LiveNotification, NewDelivery, NewTimer,
-    OutboxMessage, Source, Store, TimerKind, UserRecord,
+    CapSlot, Decided, DecisionTx, DigestKind, LiveNotification, NewDelivery, NewTimer, Source,
+    Store, TimerKind, UserRecord,
 };
 use herald_templates::TemplateStore;
 
 use crate::notice::{Notice, Origin};
 use crate::RouteError;
+
+mod announce;
 
 /// A message to publish once the decisions are durable.
 pub(crate) type Message = (Topic, String, Vec<u8>);
@@ -280,17 +283,6 @@ impl Judge {
         Ok((messages, routed_per_notice))
     }
 
-    /// A message as the store's same-database queue takes it.
-    fn enqueued(&self, (topic, key, payload): &Message) -> Result<OutboxMessage, RouteError> {
-        let topics = self.bus.topics();
-        let logical = topics.logical(topic).ok_or_else(|| {
-            RouteError::Poison(format!("{} is not one of our topics", topic.name()))
-        })?;
-        let payload = String::from_utf8(payload.clone())
-            .map_err(|e| RouteError::Poison(format!("a job is not UTF-8 JSON: {e}")))?;
-        Ok(OutboxMessage::new(logical, key.clone(), payload))
-    }
-
     /// Decides one delivery, inside `tx`, without recording it. `live` is
     /// the notification as `tx` locked it.
     pub async fn judge(
@@ -434,88 +426,6 @@ impl Judge {
             waiting_for,
         })
     }
-
-    /// The job and receipt messages for a decided delivery, and its count.
-    pub fn announce(
-        &self,
-        notice: &Notice,
-        judged: &Judged,
-        now: DateTime<Utc>,
-        messages: &mut Vec<Message>,
-        routed: &mut Routed,
-    ) -> Result<(), RouteError> {
-        let delivery = &judged.record.delivery;
-        let channel = delivery.channel;
-        let (state, reason) = match delivery.state {
-            DeliveryState::Queued => {
-                messages.push(self.job(notice, delivery.id, &delivery.user_id, channel)?);
-                metrics::counter!(herald_telemetry::JOBS_ROUTED, "channel" => channel.as_str())
-                    .increment(1);
-                routed.queued += 1;
-                return Ok(());
-            }
-            DeliveryState::Cancelled => {
-                routed.cancelled += 1;
-                (DeliveryState::Cancelled, Some("cancelled".to_owned()))
-            }
-            DeliveryState::Suppressed => {
-                routed.suppressed += 1;
-                metrics::counter!(herald_telemetry::SUPPRESSED, "channel" => channel.as_str(),
-                    "reason" => delivery.reason.clone().unwrap_or_default())
-                .increment(1);
-                (DeliveryState::Suppressed, delivery.reason.clone())
-            }
-            _ => {
-                let why = judged.waiting_for.unwrap_or("deferred");
-                if why == GROUPED || why == FOLDED_BY_CAP {
-                    routed.grouped += 1;
-                } else {
-                    routed.deferred += 1;
-                }
-                metrics::counter!(herald_telemetry::DEFERRED, "channel" => channel.as_str(), "rule" => why)
-                    .increment(1);
-                (DeliveryState::Deferred, Some(why.to_owned()))
-            }
-        };
-        let receipt = Receipt {
-            schema_version: SCHEMA_VERSION,
-            delivery_id: delivery.id,
-            notification_id: delivery.notification_id,
-            user_id: delivery.user_id.clone(),
-            channel,
-            state,
-            reason,
-            provider_message_id: None,
-            at: now,
-        };
-        messages.push(message(
-            self.bus.topics().receipts(),
-            &delivery.user_id,
-            &receipt,
-        )?);
-        Ok(())
-    }
-
-    /// The job for one delivery of a notice.
-    pub fn job(
-        &self,
-        notice: &Notice,
-        id: DeliveryId,
-        user: &UserId,
-        channel: Channel,
-    ) -> Result<Message, RouteError> {
-        let mut job = DeliveryJob::new(&notice.event, user, channel, notice.category.clone());
-        job.delivery_id = id;
-        job.digest = notice.origin == Origin::Digest;
-        message(self.bus.topics().deliveries(channel), user, &job)
-    }
-
-    pub async fn publish(&self, messages: &[Message]) -> Result<(), RouteError> {
-        if !messages.is_empty() {
-            self.bus.publish_all(messages).await?;
-        }
-        Ok(())
-    }
 }
 
 /// Locks the cap counters of every user with a capped channel among these
@@ -557,14 +467,4 @@ pub(crate) fn profile(user: &UserRecord, push_devices: usize) -> RecipientProfil
         preferences: user.preferences.clone(),
         time_zone: TimeZoneName::or_utc(user.profile.time_zone.as_ref()),
     }
-}
-
-pub(crate) fn message<T: serde::Serialize>(
-    topic: Topic,
-    user: &UserId,
-    body: &T,
-) -> Result<Message, RouteError> {
-    // Keyed by user, so one user's messages stay in order on a partitioned bus.
-    let payload = serde_json::to_vec(body).map_err(|e| RouteError::Poison(e.to_string()))?;
-    Ok((topic, user.to_string(), payload))
 }
