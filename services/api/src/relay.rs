@@ -100,6 +100,12 @@ impl OutboxRelay {
         Ok(batch.len())
     }
 
+    /// How long to wait before the next pass: the poll interval, longer
+    /// after each failure in a row.
+    fn wait(&self, failures: u32) -> Duration {
+        self.config.poll_interval * failures.clamp(1, 50)
+    }
+
     /// Relays what the outbox holds now, then stops: for a store that puts
     /// its announcements straight onto a queue in its own database, whose
     /// outbox only an older Herald filled. Polling it would take the one
@@ -116,7 +122,7 @@ impl OutboxRelay {
                     tracing::warn!(error = %e, failures, "draining the outbox failed; will retry");
                     tokio::select! {
                         _ = shutdown.cancelled() => return,
-                        _ = tokio::time::sleep(self.config.poll_interval * failures.clamp(1, 50)) => {}
+                        _ = tokio::time::sleep(self.wait(failures)) => {}
                     }
                 }
             }
@@ -146,11 +152,10 @@ impl OutboxRelay {
                     tracing::warn!(error = %e, failures, "outbox relay failed; will retry");
                 }
             }
-            let wait = self.config.poll_interval * failures.clamp(1, 50);
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = notified => {}
-                _ = tokio::time::sleep(wait) => {}
+                _ = tokio::time::sleep(self.wait(failures)) => {}
             }
         }
         if let Err(e) = self.relay_once().await {

@@ -378,3 +378,50 @@ async fn with_redis_unreachable_deliveries_still_go_out_exactly_once() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(smtp.count(), 5);
 }
+
+/// On the embedded bus the relay only empties what an older Herald left in
+/// the outbox, then stops: it returns once the outbox is empty (more rows
+/// than one pass takes), having put every row on the bus.
+#[tokio::test]
+async fn the_relay_beside_a_same_database_queue_empties_the_outbox_and_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    // The older Herald: its announcements went to the outbox.
+    let older = herald_store::testing::sqlite_store(dir.path())
+        .await
+        .unwrap();
+    let rows = 300;
+    for i in 0..rows {
+        let message = OutboxMessage::new("events", format!("u{i}"), "{}");
+        older
+            .enqueue_outbox(&message, chrono::Utc::now())
+            .await
+            .unwrap();
+    }
+    let bus = herald_bus::EmbeddedBus::open(
+        older.db().clone(),
+        herald_bus::Topics::new("herald."),
+        herald_bus::EmbeddedConfig::default(),
+    )
+    .await
+    .unwrap();
+    let store = older.with_queue(Arc::new(bus.clone()));
+    assert!(store.announces_in_place());
+    let config = herald_api::RelayConfig::default();
+    assert!(rows > config.batch, "more than one pass");
+    let relay = herald_api::OutboxRelay::new(
+        store.clone(),
+        Arc::new(bus.clone()),
+        Arc::new(SystemClock),
+        Arc::new(tokio::sync::Notify::new()),
+        config,
+    );
+    tokio::time::timeout(
+        WAIT,
+        relay.drain(tokio_util::sync::CancellationToken::new()),
+    )
+    .await
+    .expect("the relay stops once the outbox is empty");
+    assert_eq!(store.outbox_len().await.unwrap(), 0);
+    let events = herald_bus::Topics::new("herald.").events();
+    assert_eq!(bus.len(&events).await.unwrap(), rows);
+}
