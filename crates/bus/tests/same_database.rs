@@ -17,13 +17,15 @@ fn t0() -> DateTime<Utc> {
 
 async fn store_on_its_bus(dir: &std::path::Path) -> (Store, EmbeddedBus) {
     let store = herald_store::testing::sqlite_store(dir).await.unwrap();
-    let bus = EmbeddedBus::open(
-        store.db().clone(),
-        Topics::new("herald."),
-        EmbeddedConfig::default(),
-    )
-    .await
-    .unwrap();
+    // No poll worth the name: a consumer here gets a message only because
+    // the commit that enqueued it woke it.
+    let config = EmbeddedConfig {
+        poll_interval: Duration::from_secs(3600),
+        ..EmbeddedConfig::default()
+    };
+    let bus = EmbeddedBus::open(store.db().clone(), Topics::new("herald."), config)
+        .await
+        .unwrap();
     (store.with_queue(Arc::new(bus.clone())), bus)
 }
 
@@ -142,16 +144,15 @@ async fn the_queue_brings_its_own_table_to_a_database_without_the_stores() {
     assert_eq!(again.len(&events).await.unwrap(), 1);
 }
 
-fn decided(
-    event: &NotificationEvent,
-    delivery: herald_domain::DeliveryId,
-) -> herald_store::Decided {
+/// A queued delivery to Ada on `channel`, decided for `event`.
+fn decided(event: &NotificationEvent, channel: herald_domain::Channel) -> herald_store::Decided {
+    let ada = herald_domain::UserId::parse("ada").unwrap();
     herald_store::Decided {
         delivery: herald_store::NewDelivery::new(
-            delivery,
+            herald_domain::DeliveryId::derive(event.notification_id(), &ada, channel),
             event.notification_id(),
-            herald_domain::UserId::parse("ada").unwrap(),
-            herald_domain::Channel::Email,
+            ada,
+            channel,
             herald_domain::DeliveryState::Queued,
         ),
         timers: Vec::new(),
@@ -172,31 +173,31 @@ async fn decisions_and_their_jobs_commit_together() {
         .unwrap();
 
     // Dropped before its commit: neither the delivery nor its job.
-    let ada = herald_domain::UserId::parse("ada").unwrap();
-    let lost =
-        herald_domain::DeliveryId::derive(e.notification_id(), &ada, herald_domain::Channel::Email);
+    let lost = decided(&e, herald_domain::Channel::Email);
     let mut tx = store.begin_decisions().await.unwrap();
-    tx.insert(&[decided(&e, lost)], t0()).await.unwrap();
+    tx.insert(std::slice::from_ref(&lost), t0()).await.unwrap();
     drop(tx);
+    let lost = lost.delivery.id;
 
-    let kept =
-        herald_domain::DeliveryId::derive(e.notification_id(), &ada, herald_domain::Channel::Sms);
-    let mut tx = store.begin_decisions().await.unwrap();
-    tx.insert(&[decided(&e, kept)], t0()).await.unwrap();
-    let job = OutboxMessage::new("deliveries.email", "ada", kept.to_string());
-    store
-        .commit_decisions_enqueuing(tx, &[job], t0())
-        .await
-        .unwrap();
+    let kept = decided(&e, herald_domain::Channel::Sms);
+    let job = OutboxMessage::new("deliveries.email", "ada", kept.delivery.id.to_string());
+    // The worker looks first (it takes the writer before the decisions
+    // can), finds nothing and waits: only the commit's wake-up brings it
+    // the job.
+    let (record, ()) = tokio::join!(timeout(Duration::from_secs(10), worker.recv()), async {
+        let mut tx = store.begin_decisions().await.unwrap();
+        tx.insert(std::slice::from_ref(&kept), t0()).await.unwrap();
+        store
+            .commit_decisions_enqueuing(tx, &[job], t0())
+            .await
+            .unwrap();
+    });
+    let kept = kept.delivery.id;
 
     assert!(store.get_delivery(lost).await.unwrap().is_none());
     assert!(store.get_delivery(kept).await.unwrap().is_some());
     assert_eq!(store.outbox_len().await.unwrap(), 0, "no outbox hop");
-    // The commit woke the waiting worker.
-    let record = timeout(Duration::from_secs(10), worker.recv())
-        .await
-        .unwrap()
-        .unwrap();
+    let record = record.unwrap().unwrap();
     assert_eq!(record.payload, kept.to_string().into_bytes());
     assert_eq!(bus.len(&jobs).await.unwrap(), 1, "only the committed job");
 }
@@ -226,12 +227,13 @@ async fn a_recorded_outcome_and_its_receipt_commit_together() {
         .create_notification(create(&e, "event"))
         .await
         .unwrap();
-    let ada = herald_domain::UserId::parse("ada").unwrap();
-    let id =
-        herald_domain::DeliveryId::derive(e.notification_id(), &ada, herald_domain::Channel::Email);
+    let queued = decided(&e, herald_domain::Channel::Email);
     let mut tx = store.begin_decisions().await.unwrap();
-    tx.insert(&[decided(&e, id)], t0()).await.unwrap();
+    tx.insert(std::slice::from_ref(&queued), t0())
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
+    let id = queued.delivery.id;
     store
         .claim_deliveries(&[id], "worker-1", t0(), t0() + chrono::Duration::minutes(1))
         .await
@@ -256,16 +258,16 @@ async fn a_recorded_outcome_and_its_receipt_commit_together() {
     assert_eq!(bus.len(&receipts).await.unwrap(), 0);
 
     let sent = OutboxMessage::new("receipts", "ada", "sent");
-    let kept = store
-        .finish_deliveries(&[finish("worker-1", Some(&sent))], t0())
-        .await
-        .unwrap();
-    assert_eq!(kept, [true]);
+    // The consumer looks first, finds nothing and waits: only the commit's
+    // wake-up brings it the receipt.
+    let outcome = [finish("worker-1", Some(&sent))];
+    let (record, kept) = tokio::join!(
+        timeout(Duration::from_secs(10), consumer.recv()),
+        store.finish_deliveries(&outcome, t0())
+    );
+    assert_eq!(kept.unwrap(), [true]);
     assert_eq!(store.outbox_len().await.unwrap(), 0, "no outbox hop");
-    let record = timeout(Duration::from_secs(10), consumer.recv())
-        .await
-        .unwrap()
-        .unwrap();
+    let record = record.unwrap().unwrap();
     assert_eq!(record.payload, b"sent".to_vec());
     assert_eq!(bus.len(&receipts).await.unwrap(), 1);
 }
