@@ -32,6 +32,10 @@ pub struct Db {
     dialect: Dialect,
     write: Writer,
     read: AnyPool,
+    /// Writes for someone waiting on an answer (an API request): on SQLite
+    /// they go ahead of the pipeline's writers still in line (see
+    /// [`Db::for_requests`]).
+    for_requests: bool,
 }
 
 impl std::fmt::Debug for Db {
@@ -58,7 +62,13 @@ enum Writer {
     /// have it; the writing connection changes hands hundreds of times a
     /// second, and that hand-back took longer than most transactions'
     /// statements. `None` once closed.
-    Kept(Arc<Mutex<Option<AnyConnection>>>),
+    Kept {
+        conn: Arc<Mutex<Option<AnyConnection>>>,
+        /// The line the pipeline's writers wait in before they wait for
+        /// `conn`, so that at most one of them is ever waiting for it ahead
+        /// of a request's write.
+        line: Arc<Mutex<()>>,
+    },
 }
 
 /// A connection that may write, held until dropped. Statements run on it as
@@ -149,6 +159,7 @@ impl Db {
                 dialect: Dialect::Postgres,
                 write: Writer::Pool(pool.clone()),
                 read: pool,
+                for_requests: false,
             });
         }
         if let Some(path) = url
@@ -171,8 +182,12 @@ impl Db {
             let read = sqlite_pool(&url, max_connections.max(2)).await?;
             return Ok(Db {
                 dialect: Dialect::Sqlite,
-                write: Writer::Kept(Arc::new(Mutex::new(Some(write)))),
+                write: Writer::Kept {
+                    conn: Arc::new(Mutex::new(Some(write))),
+                    line: Arc::new(Mutex::new(())),
+                },
                 read,
+                for_requests: false,
             });
         }
         Err(StoreError::UnsupportedUrl(redact(url)))
@@ -187,8 +202,17 @@ impl Db {
     pub async fn writer(&self) -> Result<WriteConn, sqlx::Error> {
         match &self.write {
             Writer::Pool(pool) => Ok(WriteConn(Held::Pooled(pool.acquire().await?))),
-            Writer::Kept(kept) => {
-                let guard = tokio::time::timeout(WRITER_WAIT, kept.clone().lock_owned())
+            Writer::Kept { conn, line } => {
+                let turn = async {
+                    // Left as soon as the connection is ours: the next
+                    // pipeline writer then waits behind us, not beside us.
+                    let _in_line = match self.for_requests {
+                        true => None,
+                        false => Some(line.lock().await),
+                    };
+                    conn.clone().lock_owned().await
+                };
+                let guard = tokio::time::timeout(WRITER_WAIT, turn)
                     .await
                     .map_err(|_| sqlx::Error::PoolTimedOut)?;
                 OwnedMutexGuard::try_map(guard, Option::as_mut)
@@ -208,6 +232,20 @@ impl Db {
         };
         <Any as Database>::TransactionManager::begin(&mut tx.conn, None).await?;
         Ok(tx)
+    }
+
+    /// The same database, for writes someone is waiting on (an API request
+    /// answered once its write is durable). On SQLite such a write waits
+    /// for the writer's current holder and at most one pipeline writer
+    /// before it, however many pipeline writers are in line: they wait in
+    /// a line of their own and go to the connection one at a time, so a
+    /// request's write slips in between them. The pipeline still gets every
+    /// other turn at least. On PostgreSQL nothing changes (a pool, no line).
+    pub fn for_requests(&self) -> Db {
+        Db {
+            for_requests: true,
+            ..self.clone()
+        }
     }
 
     /// The pool for plain reads.
@@ -249,8 +287,8 @@ impl Db {
     pub async fn close(&self) {
         match &self.write {
             Writer::Pool(pool) => pool.close().await,
-            Writer::Kept(kept) => {
-                if let Some(conn) = kept.lock().await.take() {
+            Writer::Kept { conn, .. } => {
+                if let Some(conn) = conn.lock().await.take() {
                     if let Err(e) = conn.close().await {
                         tracing::warn!(error = %e, "closing the writing connection failed");
                     }

@@ -81,6 +81,15 @@ impl Store {
         &self.db
     }
 
+    /// This store for the API: its writes go ahead of the pipeline's on
+    /// SQLite's one writer ([`Db::for_requests`]).
+    pub fn for_requests(&self) -> Store {
+        Store {
+            db: self.db.for_requests(),
+            queue: self.queue.clone(),
+        }
+    }
+
     /// A trivial query, for readiness probes.
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(self.db.read()).await?;

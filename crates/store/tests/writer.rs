@@ -2,8 +2,11 @@
 //! Herald keeps) and PostgreSQL (a pool): a transaction dropped before its
 //! commit leaves nothing behind, and a caller that gives up in the middle of
 //! `BEGIN` or `COMMIT` does not leave the next writer inside a transaction.
+//! And on SQLite, a request's write goes ahead of the pipeline's line.
 
-use futures::FutureExt;
+use std::task::Poll;
+
+use futures::{poll, FutureExt};
 use herald_store::{conformance, Db, Dialect, Store};
 use sqlx::Row;
 
@@ -106,4 +109,55 @@ async fn writes_wait_for_the_writer_rather_than_fail(store: Store) {
     let mut expected: Vec<i64> = (0..40).chain(100..140).collect();
     expected.sort_unstable();
     assert_eq!(committed(&db).await, expected);
+}
+
+/// SQLite only: there the pipeline's writers wait in a line of their own, and
+/// a request's write ([`Store::for_requests`]) waits for the connection's
+/// holder and at most the one pipeline writer already waiting for it. On
+/// PostgreSQL every writer takes a connection of the pool, so there is no
+/// line to go ahead of.
+#[tokio::test]
+async fn on_sqlite_a_requests_write_waits_for_at_most_one_pipeline_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = herald_store::testing::sqlite_store(dir.path())
+        .await
+        .unwrap();
+    let requests = store.for_requests();
+    let db = store.db();
+
+    let holder = db.writer().await.unwrap();
+    let mut line: Vec<_> = (0..4).map(|_| Box::pin(db.writer())).collect();
+    for writer in &mut line {
+        assert!(poll!(writer.as_mut()).is_pending());
+    }
+    let mut request = Box::pin(requests.db().writer());
+    assert!(poll!(request.as_mut()).is_pending());
+
+    // The first of the line was already waiting for the connection.
+    drop(holder);
+    let first = line[0].as_mut().await.unwrap();
+    for writer in &mut line[1..] {
+        assert!(poll!(writer.as_mut()).is_pending());
+    }
+    assert!(poll!(request.as_mut()).is_pending());
+
+    // Then the request, ahead of the three still in line.
+    drop(first);
+    let Poll::Ready(answered) = poll!(request.as_mut()) else {
+        panic!("the request's write is waiting behind the pipeline's line");
+    };
+    let answered = answered.unwrap();
+    for writer in &mut line[1..] {
+        assert!(poll!(writer.as_mut()).is_pending());
+    }
+
+    // The line moves on one at a time, in order.
+    drop(answered);
+    for n in 1..4 {
+        let next = line[n].as_mut().await.unwrap();
+        for later in &mut line[n + 1..] {
+            assert!(poll!(later.as_mut()).is_pending());
+        }
+        drop(next);
+    }
 }

@@ -94,14 +94,17 @@ pub async fn start_with_clock(
 
     let mut tasks = JoinSet::new();
     let relay_wake = Arc::new(Notify::new());
+    // The API's writes each have a request waiting on them: on SQLite they
+    // go ahead of the pipeline's (`Store::for_requests`).
+    let requests = store.for_requests();
     let state = AppState {
-        store: store.clone(),
+        store: requests.clone(),
         bus: bus.clone(),
         templates: templates.clone(),
         clock: clock.clone(),
         relay_wake: relay_wake.clone(),
-        notifications: herald_api::NotificationWriter::start(store.clone()),
-        recipients: herald_api::RecipientCheck::start(store.clone()),
+        notifications: herald_api::NotificationWriter::start(requests.clone()),
+        recipients: herald_api::RecipientCheck::start(requests),
     };
     let serves_api = matches!(role, Role::All | Role::Api);
     let http = if serves_api {
