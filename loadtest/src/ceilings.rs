@@ -10,6 +10,12 @@
 //!   into a fresh table of a SQLite file in the run's folder (embedded mode,
 //!   with Herald's own pragmas) or of the `--postgres` database (services
 //!   mode), from the first `BEGIN` to the last `COMMIT`.
+//! * E-mail: as many messages (the `welcome` template, rendered as Herald
+//!   renders it) sent through Herald's own SMTP client and connection pool,
+//!   as many connections wide as Herald's (`HERALD_SMTP_CONNECTIONS`), into
+//!   an SMTP stand-in of its own, from the first send to the last message
+//!   received. This is the e-mail channel without the pipeline: what the
+//!   client and the stand-in cost on this machine.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -22,6 +28,15 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::producer::FutureRecord;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use sqlx::{Connection, Executor};
+
+use crate::cpu::MachineSnapshot;
+
+use herald_domain::{
+    Category, Channel, DeliveryId, EmailAddress, NotificationId, TemplateName, UserId,
+};
+use herald_providers::{EmailIdentity, Outbound, Provider, Recipient, SmtpProvider};
+use herald_standins::smtp::SmtpSink;
+use herald_templates::TemplateStore;
 
 /// Herald's default partition count per topic (`HERALD_KAFKA_PARTITIONS`).
 const PARTITIONS: i32 = 8;
@@ -39,6 +54,9 @@ pub struct Ceiling {
     pub records: usize,
     pub seconds: f64,
     pub per_second: f64,
+    /// The share of all cores busy while it ran (0-1), whoever used them:
+    /// how much of the machine this rate takes.
+    pub machine_busy: Option<f64>,
 }
 
 impl Ceiling {
@@ -53,7 +71,47 @@ impl Ceiling {
             } else {
                 0.0
             },
+            machine_busy: None,
         }
+    }
+
+    /// `smtp 12714/s (machine 97 % busy)`.
+    pub fn rate(&self) -> String {
+        match self.machine_busy {
+            Some(busy) => format!(
+                "{} {:.0}/s (machine {:.0} % busy)",
+                self.name,
+                self.per_second,
+                busy * 100.0
+            ),
+            None => format!("{} {:.0}/s", self.name, self.per_second),
+        }
+    }
+}
+
+/// A ceiling's clock: wall time and the machine's CPU counters from its first
+/// record.
+struct Stopwatch {
+    started: Instant,
+    machine: Option<MachineSnapshot>,
+}
+
+impl Stopwatch {
+    fn start() -> Stopwatch {
+        Stopwatch {
+            started: Instant::now(),
+            machine: MachineSnapshot::now(),
+        }
+    }
+
+    /// `records` done, the last at `finished`.
+    fn stop(&self, name: &str, records: usize, finished: Instant) -> Ceiling {
+        let mut ceiling = Ceiling::new(name, records, finished - self.started);
+        ceiling.machine_busy = self
+            .machine
+            .zip(MachineSnapshot::now())
+            .map(|(before, after)| after.busy_since(&before));
+        ceiling
     }
 }
 
@@ -133,8 +191,8 @@ async fn produce_and_consume(
         Ok(Some(Err(e))) => bail!("consuming the warm-up record: {e}"),
         _ => bail!("the warm-up record did not come back within {TIMEOUT:?}"),
     }
-    let started = Instant::now();
-    let deadline = tokio::time::Instant::from_std(started + TIMEOUT);
+    let clock = Stopwatch::start();
+    let deadline = tokio::time::Instant::from_std(clock.started + TIMEOUT);
     let consume = async {
         for seen in 0..n {
             match tokio::time::timeout_at(deadline, records.next()).await {
@@ -165,7 +223,7 @@ async fn produce_and_consume(
     let (consumed, produced) = tokio::join!(consume, produce);
     produced?;
     let finished = consumed?;
-    Ok(Ceiling::new("kafka", n, finished - started))
+    Ok(clock.stop("kafka", n, finished))
 }
 
 /// `n` rows into a fresh table of a SQLite file in `dir`, with Herald's pragmas.
@@ -179,7 +237,7 @@ pub async fn sqlite(dir: &Path, n: usize) -> anyhow::Result<Ceiling> {
          CREATE TABLE ceiling (id TEXT PRIMARY KEY, body TEXT NOT NULL, created_at BIGINT NOT NULL)",
     )
     .await?;
-    let started = Instant::now();
+    let clock = Stopwatch::start();
     for batch in batches(n) {
         let mut tx = conn.begin().await?;
         for i in batch {
@@ -192,9 +250,9 @@ pub async fn sqlite(dir: &Path, n: usize) -> anyhow::Result<Ceiling> {
         }
         tx.commit().await?;
     }
-    let took = started.elapsed();
+    let finished = Instant::now();
     conn.close().await?;
-    Ok(Ceiling::new("sqlite", n, took))
+    Ok(clock.stop("sqlite", n, finished))
 }
 
 /// `n` rows into a fresh table of the database at `url`, dropped afterwards.
@@ -214,7 +272,7 @@ pub async fn postgres(url: &str, n: usize) -> anyhow::Result<Ceiling> {
     )
     .await?;
     let insert = format!("INSERT INTO {table} (id, body, created_at) VALUES ($1, $2, $3)");
-    let started = Instant::now();
+    let clock = Stopwatch::start();
     let mut inserted: anyhow::Result<()> = Ok(());
     for batch in batches(n) {
         let mut tx = conn.begin().await?;
@@ -235,12 +293,12 @@ pub async fn postgres(url: &str, n: usize) -> anyhow::Result<Ceiling> {
         }
         tx.commit().await?;
     }
-    let took = started.elapsed();
+    let finished = Instant::now();
     conn.execute(format!("DROP TABLE IF EXISTS {table}").as_str())
         .await?;
     conn.close().await?;
     inserted?;
-    Ok(Ceiling::new("postgres", n, took))
+    Ok(clock.stop("postgres", n, finished))
 }
 
 /// `0..n` in runs of `BATCH`.
@@ -252,6 +310,81 @@ fn batches(n: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
 
 fn row_id(i: usize) -> String {
     format!("ceiling-{i:08}")
+}
+
+/// `n` e-mails through Herald's SMTP client, `connections` at once, into a
+/// stand-in of its own (answering after `answer_delay`, as Herald's does).
+pub async fn smtp(
+    templates: &Path,
+    n: usize,
+    connections: u32,
+    answer_delay: Option<Duration>,
+) -> anyhow::Result<Ceiling> {
+    let sink = SmtpSink::start()
+        .await
+        .context("starting the ceiling's SMTP stand-in")?;
+    if let Some(delay) = answer_delay {
+        sink.set_answer_delay(delay);
+    }
+    let identity = EmailIdentity::parse("Herald <herald@localhost.localdomain>")?;
+    let provider =
+        SmtpProvider::from_url(&sink.url(), identity, Duration::from_secs(30), connections)?;
+    let templates = TemplateStore::load(templates).context("loading the templates")?;
+    let welcome = TemplateName::parse("welcome").map_err(|e| anyhow!("{e}"))?;
+    let content = |i: usize| {
+        let params =
+            serde_json::json!({"name": format!("Reader {i}"), "app_name": "Herald load test"});
+        let params = params.as_object().cloned().unwrap_or_default();
+        templates
+            .render(&welcome, Channel::Email, None, &params)
+            .context("rendering welcome for e-mail")
+    };
+    let message = |i: usize| -> anyhow::Result<Outbound> {
+        let notification = NotificationId::from_event_id(&format!("ceiling-{i}"));
+        let user = UserId::parse(format!("loadtest-{i}")).map_err(|e| anyhow!("{e}"))?;
+        Ok(Outbound {
+            delivery_id: DeliveryId::derive(notification, &user, Channel::Email),
+            notification_id: notification,
+            category: Category::parse("account").map_err(|e| anyhow!("{e}"))?,
+            channel: Channel::Email,
+            to: Recipient::Email {
+                address: EmailAddress::parse(&format!("loadtest-{i}@example.test"))
+                    .map_err(|e| anyhow!("{e}"))?,
+                name: Some(format!("Reader {i}")),
+            },
+            content: content(i)?,
+        })
+    };
+    // Rendered before the clock starts (Herald's workers render, too): this
+    // measures the SMTP exchange alone, client and stand-in.
+    let messages = (0..=n).map(message).collect::<anyhow::Result<Vec<_>>>()?;
+    // One message first, so the clock starts with a connection open, as the
+    // Kafka ceiling starts after a warm-up record.
+    provider.send(&messages[n]).await?;
+    let clock = Stopwatch::start();
+    let sent: Vec<anyhow::Result<()>> = futures::stream::iter(&messages[..n])
+        .map(|m| async {
+            provider
+                .send(m)
+                .await
+                .map(|_| ())
+                .map_err(anyhow::Error::from)
+        })
+        .buffer_unordered(connections.max(1) as usize)
+        .collect()
+        .await;
+    sent.into_iter().collect::<anyhow::Result<()>>()?;
+    // Each send returned on the stand-in's `250` to the message, which it
+    // gives once it holds the message.
+    let finished = Instant::now();
+    let received = sink.count();
+    if received < n + 1 {
+        bail!(
+            "the SMTP ceiling's stand-in received {received} of {} messages",
+            n + 1
+        );
+    }
+    Ok(clock.stop("smtp", n, finished))
 }
 
 #[cfg(test)]
@@ -276,6 +409,15 @@ mod tests {
         assert_eq!(slowest.per_second, 1000.0);
         assert_eq!(share, 0.25);
         assert_eq!(share_of_slowest(&[], 250.0), None);
+    }
+
+    #[tokio::test]
+    async fn every_ceiling_email_reaches_the_stand_in() {
+        let templates = Path::new(env!("CARGO_MANIFEST_DIR")).join("../templates");
+        let ceiling = smtp(&templates, 40, 4, None).await.expect("smtp works");
+        assert_eq!(ceiling.name, "smtp");
+        assert_eq!(ceiling.records, 40);
+        assert!(ceiling.per_second > 0.0, "{ceiling:?}");
     }
 
     #[tokio::test]

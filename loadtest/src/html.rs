@@ -102,8 +102,13 @@ pub fn page(record: &Record, api: &Latencies, end_to_end: &Latencies) -> String 
         row(
             &format!("{} alone", c.name),
             format!(
-                "{:.0}/s ({} in {:.2} s)",
-                c.per_second, c.records, c.seconds
+                "{:.0}/s ({} in {:.2} s{})",
+                c.per_second,
+                c.records,
+                c.seconds,
+                c.machine_busy
+                    .map(|b| format!(", machine {:.0} % busy", b * 100.0))
+                    .unwrap_or_default()
             ),
         );
     }

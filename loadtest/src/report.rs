@@ -214,11 +214,7 @@ pub fn summary(figures: &Figures, context: &Context) -> String {
     if let Some((slowest, share)) =
         ceilings::share_of_slowest(&context.ceilings, f.deliveries_per_second)
     {
-        let alone: Vec<String> = context
-            .ceilings
-            .iter()
-            .map(|c| format!("{} {:.0}/s", c.name, c.per_second))
-            .collect();
+        let alone: Vec<String> = context.ceilings.iter().map(Ceiling::rate).collect();
         let _ = writeln!(
             out,
             "ceilings           {} alone; herald's deliveries/s are {:.1} % of the slowest ({})",

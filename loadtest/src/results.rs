@@ -130,7 +130,7 @@ fn ceilings(r: &Record) -> String {
     let alone: Vec<String> = r
         .ceilings
         .iter()
-        .map(|c| format!("{} {:.0}/s", c.name, c.per_second))
+        .map(crate::ceilings::Ceiling::rate)
         .collect();
     format!(
         "{}; herald {:.1} % of the slowest",
@@ -212,6 +212,7 @@ mod tests {
                 records: 10_000,
                 seconds: 4.0,
                 per_second: 2500.0,
+                machine_busy: Some(0.9),
             }],
             share_of_slowest_ceiling: Some(0.119856),
         }
@@ -226,7 +227,7 @@ mod tests {
              | 10000 | 10000 | 0 / 0 / 0 / 0 | 299.6 | 300.0 \
              | 2.0 / 60.2 / 71.5 / 90.0 / 120.0 | 46.9 / 60.2 / 71.5 / 90.0 / 120.0 \
              | serve 28.0 s (total 28.0 s) | 2.80 ms | serve 61 MiB | loadtest+smtp 4.0 s \
-             | sqlite 2500/s; herald 12.0 % of the slowest | pass |"
+             | sqlite 2500/s (machine 90 % busy); herald 12.0 % of the slowest | pass |"
         );
     }
 

@@ -35,7 +35,7 @@ pub async fn measure(
     dir: &Path,
 ) -> anyhow::Result<bool> {
     let ceilings = if cli.ceilings {
-        measure_ceilings(cli, dir).await?
+        measure_ceilings(cli, templates, dir).await?
     } else {
         Vec::new()
     };
@@ -225,8 +225,11 @@ fn write_outputs(cli: &Cli, record: &Record, figures: &Figures) -> anyhow::Resul
     Ok(())
 }
 
+/// Herald's default `HERALD_SMTP_CONNECTIONS`.
+const SMTP_CONNECTIONS: u32 = 32;
+
 /// The backends alone, with as many records as the run has deliveries.
-async fn measure_ceilings(cli: &Cli, dir: &Path) -> anyhow::Result<Vec<Ceiling>> {
+async fn measure_ceilings(cli: &Cli, templates: &Path, dir: &Path) -> anyhow::Result<Vec<Ceiling>> {
     let n = if cli.topic {
         cli.users
     } else {
@@ -234,6 +237,24 @@ async fn measure_ceilings(cli: &Cli, dir: &Path) -> anyhow::Result<Vec<Ceiling>>
     };
     eprintln!("measuring the backends alone with {n} records");
     let mut found = Vec::new();
+    let connections = cli
+        .herald_env
+        .iter()
+        .rev()
+        .find(|(key, _)| key == "HERALD_SMTP_CONNECTIONS")
+        .map(|(_, value)| value.parse::<u32>())
+        .transpose()
+        .context("HERALD_SMTP_CONNECTIONS")?
+        .unwrap_or(SMTP_CONNECTIONS);
+    found.push(
+        ceilings::smtp(
+            templates,
+            n,
+            connections,
+            cli.slow_email_ms.map(Duration::from_millis),
+        )
+        .await?,
+    );
     match cli.mode {
         Mode::Embedded => found.push(ceilings::sqlite(dir, n).await?),
         Mode::Services => {
@@ -242,8 +263,12 @@ async fn measure_ceilings(cli: &Cli, dir: &Path) -> anyhow::Result<Vec<Ceiling>>
         }
     }
     for c in &found {
+        let busy = c
+            .machine_busy
+            .map(|b| format!(", machine {:.0} % busy", b * 100.0))
+            .unwrap_or_default();
         eprintln!(
-            "  {} alone: {:.0}/s ({} in {:.2} s)",
+            "  {} alone: {:.0}/s ({} in {:.2} s{busy})",
             c.name, c.per_second, c.records, c.seconds
         );
     }
