@@ -239,8 +239,10 @@ impl Db {
     /// for the writer's current holder and at most one pipeline writer
     /// before it, however many pipeline writers are in line: they wait in
     /// a line of their own and go to the connection one at a time, so a
-    /// request's write slips in between them. The pipeline still gets every
-    /// other turn at least. On PostgreSQL nothing changes (a pool, no line).
+    /// request's write slips in between them. The pipeline is not starved:
+    /// the head of its line waits only for the requests' writes already
+    /// waiting when it got there, and the API's notifications are one group
+    /// commit at a time. On PostgreSQL nothing changes (a pool, no line).
     pub fn for_requests(&self) -> Db {
         Db {
             for_requests: true,
